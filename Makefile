@@ -1,0 +1,78 @@
+# sfbroker — the README's two commands are `make run` and `make test`.
+# Each installs what it needs on first use: .venv (python3.13, our dependencies),
+# .venv-sam (aws-sam-cli: its pins clash with ours) and local/node (DynamoDB Local).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+PYTHON313 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+PYTHON_SAM ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.11*/bin/python3.11) $(wildcard $(PYENV_ROOT)/versions/3.12*/bin/python3.12) $(PYTHON313))
+
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+NODE_TOOLS := local/node/node_modules/.installed
+
+PORT ?= 3000
+DB ?= moto
+
+.PHONY: help run test lint fmt typecheck unit integration e2e validate-template bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml layers/common/requirements.txt client/pyproject.toml
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install it (pyenv install 3.13) or set PYTHON313=" >&2; exit 1; }
+	$(PYTHON313) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --group dev -e 'client[iam]'
+	@touch $@
+
+$(SAM_VENV)/.installed:
+	$(PYTHON_SAM) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
+	@touch $@
+
+$(NODE_TOOLS): local/node/package.json
+	cd local/node && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, PORT=3000)
+	$(PY) -m local.stack --port $(PORT) --db $(DB)
+
+test: lint validate-template pytest ## Everything CI checks
+
+lint: $(VENV)/.installed ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(VENV)/.installed ## Format and auto-fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+validate-template: $(SAM_VENV)/.installed $(VENV)/.installed ## sam validate --lint and cfn-lint on the transformed template
+	$(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+	@# cfn-lint alone checks SAM's schema, not what the transform generates: lint that too.
+	$(SAM_VENV)/bin/python scripts/transform_template.py template.yaml -o build/template.cfn.json
+	$(VENV)/bin/cfn-lint build/template.cfn.json
+
+pytest: $(VENV)/.installed $(NODE_TOOLS) ## unit, integration (moto + DynamoDB Local) and e2e tests with coverage
+	$(VENV)/bin/pytest --cov --cov-report=term
+
+unit: $(VENV)/.installed ## Unit tests only (no sockets)
+	$(VENV)/bin/pytest tests/unit -q
+
+integration: $(VENV)/.installed $(NODE_TOOLS) ## Integration tests only
+	$(VENV)/bin/pytest tests/integration -q
+
+e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stack
+	$(VENV)/bin/pytest tests/e2e -q
+
+bench: $(VENV)/.installed $(NODE_TOOLS) ## Print call counts, cold-import ratio and latency percentiles
+	$(PY) -m tests.bench
+
+clean: ## Remove virtualenvs, caches and node tools
+	rm -rf $(VENV) $(SAM_VENV) local/node/node_modules .mypy_cache .ruff_cache .pytest_cache .coverage .aws-sam
