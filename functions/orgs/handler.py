@@ -1,0 +1,17 @@
+"""Org registration: `POST/GET /orgs`, `GET/DELETE /orgs/{username}`, `/health`, `/openapi.json`."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sfbroker.http import build_resolver
+from sfbroker.observability import logger, tracer
+from sfbroker.routes import meta, orgs
+
+app = build_resolver(meta.router, orgs.router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

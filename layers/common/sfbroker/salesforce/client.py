@@ -1,0 +1,234 @@
+"""Salesforce OAuth and REST calls: timeouts, bounded retries, errors made domain errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from sfbroker.authurl import AuthUrl
+from sfbroker.errors import CredentialsRejected, SalesforceError, SalesforceTimeout
+from sfbroker.salesforce.hosts import HostPolicy
+
+_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What the token endpoint answered; `refresh_token` is set only when it rotated."""
+
+    access_token: SecretStr
+    instance_url: str
+    org_id: str
+    user_id: str
+    issued_at: datetime
+    refresh_token: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    username: str
+    org_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class OrganizationInfo:
+    org_id: str
+    is_sandbox: bool
+    organization_type: str
+    trial_expiration_date: str | None
+
+
+def new_session(max_retries: int) -> requests.Session:
+    """A pooled session retrying connection errors, timeouts and 5xx a bounded number of times."""
+    retry = Retry(
+        total=max_retries,
+        connect=max_retries,
+        read=max_retries,
+        status=max_retries,
+        other=0,
+        allowed_methods=None,  # token refreshes are POSTs, and safe to repeat
+        status_forcelist=_RETRIED_STATUSES,
+        backoff_factor=0.2,
+        backoff_max=2.0,
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = "sfbroker"
+    return session
+
+
+class SalesforceClient:
+    """Speaks SALESFORCE.md: every URL is checked against the host policy before use."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        hosts: HostPolicy,
+        *,
+        api_version: str,
+        timeout: float,
+    ) -> None:
+        self._session = session
+        self._hosts = hosts
+        self._api_version = api_version
+        self._timeout = timeout
+
+    def login_url(self, auth_url: AuthUrl) -> str:
+        """The login URL of an auth URL's host (raises `HostNotAllowed`)."""
+        return self._hosts.base_url(auth_url.host)
+
+    def refresh(self, auth_url: AuthUrl) -> TokenGrant:
+        """Trade the auth URL's refresh token for an access token.
+
+        Raises `CredentialsRejected` on `invalid_grant` / `invalid_client*`.
+        """
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": auth_url.refresh_token.get_secret_value(),
+            "client_id": auth_url.client_id,
+        }
+        if secret := auth_url.client_secret.get_secret_value():
+            form["client_secret"] = secret
+        url = f"{self.login_url(auth_url)}/services/oauth2/token"
+        response = self._send("POST", url, data=form)
+        if response.status_code == 400:
+            error = _json_or_none(response)
+            code = error.get("error") if isinstance(error, dict) else None
+            if code in {"invalid_grant", "invalid_client_id", "invalid_client"}:
+                raise CredentialsRejected(str(code))
+        body = self._expect_json(response, "token")
+        return _grant_from(body, self._hosts)
+
+    def userinfo(self, grant: TokenGrant) -> UserInfo:
+        """The user and org the access token belongs to."""
+        body = self._get(grant, f"{grant.instance_url}/services/oauth2/userinfo")
+        try:
+            return UserInfo(
+                username=str(body["preferred_username"]),
+                org_id=str(body["organization_id"]),
+                user_id=str(body["user_id"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise SalesforceError("Salesforce's userinfo answer lacks the user") from error
+
+    def organization(self, grant: TokenGrant) -> OrganizationInfo:
+        """The org's type facts (scratch orgs are sandboxes with a trial expiration)."""
+        records = self.query(
+            grant, "SELECT Id, IsSandbox, OrganizationType, TrialExpirationDate FROM Organization"
+        )
+        if not records:
+            raise SalesforceError("Salesforce returned no Organization record")
+        record = records[0]
+        return OrganizationInfo(
+            org_id=str(record.get("Id")),
+            is_sandbox=bool(record.get("IsSandbox")),
+            organization_type=str(record.get("OrganizationType") or ""),
+            trial_expiration_date=record.get("TrialExpirationDate"),
+        )
+
+    def is_dev_hub(self, grant: TokenGrant) -> bool:
+        """A Dev Hub can describe ScratchOrgInfo; any other org answers 404."""
+        url = f"{self._data_url(grant)}/sobjects/ScratchOrgInfo/describe"
+        response = self._send("GET", url, headers=_bearer(grant))
+        if response.status_code == 404:
+            return False
+        self._expect_json(response, "describe")
+        return True
+
+    def query(self, grant: TokenGrant, soql: str, *, tooling: bool = False) -> list[dict[str, Any]]:
+        """Run a SOQL query and return its records (first page: callers query small sets)."""
+        path = "/tooling/query" if tooling else "/query"
+        body = self._get(grant, f"{self._data_url(grant)}{path}?q={quote(soql)}")
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise SalesforceError("Salesforce's query answer has no records")
+        return records
+
+    def _data_url(self, grant: TokenGrant) -> str:
+        return f"{grant.instance_url}/services/data/v{self._api_version}"
+
+    def _get(self, grant: TokenGrant, url: str) -> Any:
+        response = self._send("GET", url, headers=_bearer(grant))
+        return self._expect_json(response, "REST")
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._session.request(
+                method, url, timeout=self._timeout, allow_redirects=False, **kwargs
+            )
+        except requests.Timeout:
+            raise SalesforceTimeout("Salesforce did not answer in time") from None
+        except requests.ConnectionError as error:
+            # Read timeouts that exhausted the retries arrive wrapped in a ConnectionError.
+            reason = getattr(error.args[0], "reason", None) if error.args else None
+            if isinstance(reason, TimeoutError | ReadTimeoutError | ConnectTimeoutError):
+                raise SalesforceTimeout("Salesforce did not answer in time") from None
+            raise SalesforceError("Salesforce could not be reached") from None
+        except requests.RequestException:
+            raise SalesforceError("The request to Salesforce failed") from None
+
+    @staticmethod
+    def _expect_json(response: requests.Response, what: str) -> Any:
+        if response.status_code >= 300:
+            raise SalesforceError(
+                f"Salesforce answered the {what} request with HTTP {response.status_code}"
+                + _error_code_suffix(response)
+            )
+        body = _json_or_none(response)
+        if body is None:
+            raise SalesforceError(f"Salesforce's {what} answer is not JSON")
+        return body
+
+
+def _grant_from(body: Any, hosts: HostPolicy) -> TokenGrant:
+    try:
+        identity = str(body["id"]).rstrip("/").split("/")
+        issued_ms = int(body["issued_at"])
+        rotated = body.get("refresh_token")
+        return TokenGrant(
+            access_token=SecretStr(str(body["access_token"])),
+            instance_url=hosts.check_url(str(body["instance_url"])),
+            org_id=identity[-2],
+            user_id=identity[-1],
+            issued_at=datetime.fromtimestamp(issued_ms / 1000, tz=UTC),
+            refresh_token=SecretStr(str(rotated)) if rotated else None,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise SalesforceError("Salesforce's token answer is incomplete") from error
+
+
+def _bearer(grant: TokenGrant) -> dict[str, str]:
+    return {"Authorization": f"Bearer {grant.access_token.get_secret_value()}"}
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError):
+        return None
+
+
+def _error_code_suffix(response: requests.Response) -> str:
+    """Salesforce's error code (never its message, which may quote input)."""
+    body = _json_or_none(response)
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        code = body[0].get("errorCode")
+    elif isinstance(body, dict):
+        code = body.get("error")
+    else:
+        code = None
+    return f" ({code})" if isinstance(code, str) and code.replace("_", "").isalnum() else ""

@@ -1,0 +1,1 @@
+"""Use cases. No boto3, requests or event shapes in here: collaborators are passed in."""

@@ -1,0 +1,125 @@
+"""Registering an org: prove the auth URL works, learn the org, seal and store it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sfbroker.authurl import parse_auth_url
+from sfbroker.crypto import EnvelopeCipher
+from sfbroker.errors import (
+    Conflict,
+    CredentialsRejected,
+    InvalidAuthUrl,
+    NotADevHub,
+    OrgNotFound,
+)
+from sfbroker.observability import logger
+from sfbroker.salesforce import OrganizationInfo, SalesforceClient
+from sfbroker.services.tokens import TokenService
+from sfbroker.store.orgs import OrgRecord, OrgStore, org_key, record_name
+from sfbroker.store.table import ConditionFailed
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a caller asks to register; `auth_url` is the raw secret text."""
+
+    auth_url: str
+    is_dev_hub: bool = False
+    is_default: bool = False
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationService:
+    orgs: OrgStore
+    cipher: EnvelopeCipher
+    salesforce: SalesforceClient
+    tokens: TokenService
+    clock: Callable[[], datetime]
+
+    def register(self, registration: Registration) -> tuple[OrgRecord, bool]:
+        """Register (or re-register) an org; returns the stored org and whether it is new.
+
+        Every Salesforce call happens before the first write, so a failure stores nothing.
+        """
+        auth_url = parse_auth_url(registration.auth_url)
+        login_url = self.salesforce.login_url(auth_url)
+        try:
+            grant = self.salesforce.refresh(auth_url)
+        except CredentialsRejected:
+            raise InvalidAuthUrl(
+                "Salesforce rejected the auth URL's refresh token (expired, revoked or for "
+                "another connected app)"
+            ) from None
+        if grant.refresh_token is not None:
+            auth_url = auth_url.with_refresh_token(grant.refresh_token.get_secret_value())
+        user = self.salesforce.userinfo(grant)
+        organization = self.salesforce.organization(grant)
+        is_dev_hub = self.salesforce.is_dev_hub(grant)
+        if registration.is_dev_hub and not is_dev_hub:
+            raise NotADevHub(f"'{user.username}' is not a Dev Hub org")
+
+        now = self.clock()
+        existing = self.orgs.get(user.username)
+        org = OrgRecord(
+            username=user.username,
+            org_id=user.org_id,
+            instance_url=grant.instance_url,
+            login_url=login_url,
+            org_type=org_type(organization, is_dev_hub=is_dev_hub),
+            is_dev_hub=is_dev_hub,
+            is_default=registration.is_default,
+            alias=registration.alias,
+            status="active",
+            created_at=existing.created_at if existing else now,
+            updated_at=now,
+            auth_url=self.cipher.encrypt(record_name(org_key(user.username)), auth_url.reveal()),
+        )
+        try:
+            if existing is None:
+                self.orgs.create(org)
+                stored = org
+            else:
+                stored = self.orgs.replace(org, expected_version=existing.version)
+        except ConditionFailed:
+            raise Conflict(
+                f"Org '{user.username}' was registered or changed concurrently; try again"
+            ) from None
+        # The access token just granted is as good as a refresh: cache it (this also
+        # replaces a token the previous credential obtained).
+        self.tokens.remember(user.username, grant)
+        logger.info(
+            "org registered" if existing is None else "org credential replaced",
+            extra={"username": org.username},
+        )
+        return stored, existing is None
+
+    def get(self, username: str) -> OrgRecord:
+        org = self.orgs.get(username)
+        if org is None:
+            raise OrgNotFound(username)
+        return org
+
+    def list(
+        self, org_type: str | None = None, is_dev_hub: bool | None = None
+    ) -> Iterator[OrgRecord]:
+        for org in self.orgs.list(org_type):
+            if is_dev_hub is None or org.is_dev_hub == is_dev_hub:
+                yield org
+
+    def delete(self, username: str) -> None:
+        try:
+            self.orgs.delete(username)
+        except ConditionFailed:
+            raise OrgNotFound(username) from None
+        logger.info("org deleted", extra={"username": username})
+
+
+def org_type(organization: OrganizationInfo, *, is_dev_hub: bool) -> str:
+    """Scratch orgs are sandboxes with a trial expiration; a Dev Hub is a production org."""
+    if organization.is_sandbox:
+        return "scratch" if organization.trial_expiration_date else "sandbox"
+    return "devhub" if is_dev_hub else "production"

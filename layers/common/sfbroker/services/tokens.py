@@ -1,0 +1,190 @@
+"""Issuing short-lived access tokens: cache first, one refresh per org however many ask."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import SecretStr
+
+from sfbroker.authurl import parse_auth_url
+from sfbroker.crypto import EnvelopeCipher
+from sfbroker.errors import (
+    Conflict,
+    CredentialsRejected,
+    DependencyUnavailable,
+    OrgCredentialsInvalid,
+    OrgNotFound,
+)
+from sfbroker.observability import count, logger
+from sfbroker.salesforce import SalesforceClient, TokenGrant
+from sfbroker.store.orgs import (
+    TOKEN,
+    CachedToken,
+    OrgRecord,
+    OrgState,
+    OrgStore,
+    org_key,
+    record_name,
+)
+from sfbroker.store.table import ConditionFailed
+
+FORCED_REFRESH_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: SecretStr
+    instance_url: str
+    username: str
+    org_id: str
+    expires_at: datetime
+    source: Literal["cache", "refresh"]
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    token_ttl: timedelta
+    lock_seconds: int
+
+
+@dataclass(frozen=True)
+class TokenService:
+    """Serves cached tokens; refreshes under a per-org lease so concurrent callers share one."""
+
+    orgs: OrgStore
+    cipher: EnvelopeCipher
+    salesforce: SalesforceClient
+    policy: TokenPolicy
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
+
+    def issue(
+        self, username: str, *, min_validity_seconds: int = 600, force_refresh: bool = False
+    ) -> IssuedToken:
+        """An access token valid for at least `min_validity_seconds` more."""
+        asked_at = self.clock()
+        min_validity = timedelta(seconds=min_validity_seconds)
+        state = self.orgs.load(username)
+        org = _usable_org(state, username)
+        if cached := self._reusable(state, asked_at, min_validity, force_refresh):
+            return cached
+        return self._refresh_once(org, asked_at, min_validity, force_refresh)
+
+    def _reusable(
+        self, state: OrgState, asked_at: datetime, min_validity: timedelta, force_refresh: bool
+    ) -> IssuedToken | None:
+        token = state.token
+        if token is None or token.expires_at - self.clock() < min_validity:
+            return None
+        # A forced refresh still reuses a token refreshed since it was asked for, or within
+        # the last minute: one forced refresh per org per minute.
+        if force_refresh and token.refreshed_at < min(
+            asked_at, self.clock() - FORCED_REFRESH_INTERVAL
+        ):
+            return None
+        access_token = self.cipher.decrypt(
+            record_name(org_key(token.username, TOKEN)), token.envelope
+        )
+        count("TokenCacheHit")
+        return IssuedToken(
+            access_token=SecretStr(access_token),
+            instance_url=token.instance_url,
+            username=token.username,
+            org_id=token.org_id,
+            expires_at=token.expires_at,
+            source="cache",
+        )
+
+    def _refresh_once(
+        self, org: OrgRecord, asked_at: datetime, min_validity: timedelta, force_refresh: bool
+    ) -> IssuedToken:
+        holder = uuid.uuid4().hex
+        deadline = asked_at + timedelta(seconds=self.policy.lock_seconds + 5)
+        pause = 0.05
+        while True:
+            if self.orgs.acquire_refresh_lock(
+                org.username, holder, self.clock(), self.policy.lock_seconds
+            ):
+                try:
+                    # Another holder may have finished between our read and our lease.
+                    state = self.orgs.load(org.username)
+                    org = _usable_org(state, org.username)
+                    if cached := self._reusable(state, asked_at, min_validity, force_refresh):
+                        return cached
+                    return self._refresh(org)
+                finally:
+                    self.orgs.release_refresh_lock(org.username, holder)
+            if self.clock() > deadline:
+                raise DependencyUnavailable(
+                    "Another refresh of this org is taking too long; try again"
+                )
+            self.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            state = self.orgs.load(org.username)
+            org = _usable_org(state, org.username)
+            if cached := self._reusable(state, asked_at, min_validity, force_refresh):
+                return cached
+
+    def _refresh(self, org: OrgRecord) -> IssuedToken:
+        if org.auth_url is None:
+            raise Conflict(f"Org '{org.username}' has no stored credential to refresh")
+        meta_record = record_name(org_key(org.username))
+        auth_url = parse_auth_url(self.cipher.decrypt(meta_record, org.auth_url))
+        try:
+            grant = self.salesforce.refresh(auth_url)
+        except CredentialsRejected:
+            self.orgs.mark_invalid(org.username, self.clock())
+            count("OrgCredentialsInvalid")
+            logger.warning("stored credential rejected", extra={"username": org.username})
+            raise OrgCredentialsInvalid(org.username) from None
+        if grant.refresh_token is not None:
+            self._persist_rotated(
+                org, auth_url.with_refresh_token(grant.refresh_token.get_secret_value()).reveal()
+            )
+        issued = self.remember(org.username, grant)
+        count("TokenRefresh")
+        return issued
+
+    def remember(self, username: str, grant: TokenGrant) -> IssuedToken:
+        """Seal and cache a freshly granted access token (also used right after registration)."""
+        now = self.clock()
+        token = CachedToken(
+            envelope=self.cipher.encrypt(
+                record_name(org_key(username, TOKEN)), grant.access_token.get_secret_value()
+            ),
+            username=username,
+            org_id=grant.org_id,
+            instance_url=grant.instance_url,
+            expires_at=min(grant.issued_at, now) + self.policy.token_ttl,
+            refreshed_at=now,
+        )
+        self.orgs.put_token(token)
+        return IssuedToken(
+            access_token=grant.access_token,
+            instance_url=token.instance_url,
+            username=token.username,
+            org_id=token.org_id,
+            expires_at=token.expires_at,
+            source="refresh",
+        )
+
+    def _persist_rotated(self, org: OrgRecord, auth_url: str) -> None:
+        """Salesforce rotated the refresh token: the old one is dead, store the new one now."""
+        envelope = self.cipher.encrypt(record_name(org_key(org.username)), auth_url)
+        try:
+            self.orgs.update_auth_url(org.username, envelope, org.version, self.clock())
+        except ConditionFailed:
+            # Re-registered meanwhile: the new registration's credential wins.
+            logger.warning("rotated refresh token superseded", extra={"username": org.username})
+
+
+def _usable_org(state: OrgState, username: str) -> OrgRecord:
+    if state.org is None:
+        raise OrgNotFound(username)
+    if state.org.status == "invalid":
+        raise OrgCredentialsInvalid(username)
+    return state.org

@@ -1,0 +1,69 @@
+"""Environment variables as one typed model, read once per container."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_ALLOWED_HOSTS = (
+    "*.salesforce.com,*.force.com,*.salesforce.mil,*.cloudforce.com,*.sfcrmproducts.cn"
+)
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed (fails at cold start)."""
+
+
+class Settings(BaseModel):
+    """The broker's configuration; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    table_name: str = Field(alias="TABLE_NAME", min_length=3)
+    idempotency_table_name: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE_NAME")
+    kms_key_id: str = Field(alias="KMS_KEY_ID", min_length=1)
+    salesforce_allowed_hosts: tuple[str, ...] = Field(
+        default=tuple(DEFAULT_ALLOWED_HOSTS.split(",")), alias="SALESFORCE_ALLOWED_HOSTS"
+    )
+    salesforce_http_hosts: tuple[str, ...] = Field(default=(), alias="SALESFORCE_HTTP_HOSTS")
+    salesforce_api_version: str = Field(
+        default="62.0", alias="SALESFORCE_API_VERSION", pattern=r"^\d{2,3}\.0$"
+    )
+    salesforce_timeout_seconds: float = Field(
+        default=10.0, alias="SALESFORCE_TIMEOUT_SECONDS", gt=0, le=60
+    )
+    salesforce_max_retries: int = Field(default=2, alias="SALESFORCE_MAX_RETRIES", ge=0, le=5)
+    access_token_ttl_seconds: int = Field(
+        default=5400, alias="ACCESS_TOKEN_TTL_SECONDS", ge=300, le=86400
+    )
+    refresh_lock_seconds: int = Field(default=20, alias="REFRESH_LOCK_SECONDS", ge=1, le=120)
+    data_key_cache_entries: int = Field(default=256, alias="DATA_KEY_CACHE_ENTRIES", ge=0)
+    data_key_cache_seconds: int = Field(default=300, alias="DATA_KEY_CACHE_SECONDS", ge=0)
+
+    @field_validator("salesforce_allowed_hosts", "salesforce_http_hosts", mode="before")
+    @classmethod
+    def _split_host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(host.strip().lower() for host in value.split(",") if host.strip())
+        return value
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse settings from an environment mapping; raise `SettingsError` naming what is wrong."""
+    known = {field.alias for field in Settings.model_fields.values() if field.alias}
+    try:
+        return Settings.model_validate({k: v for k, v in environ.items() if k in known})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise SettingsError(f"invalid sfbroker configuration: {problems}") from None
+
+
+@cache
+def get_settings() -> Settings:
+    """The settings of this container, read from `os.environ` once."""
+    return load_settings(os.environ)

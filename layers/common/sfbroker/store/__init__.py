@@ -1,0 +1,1 @@
+"""The only code that speaks to DynamoDB: one module per aggregate."""

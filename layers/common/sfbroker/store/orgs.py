@@ -1,0 +1,253 @@
+"""Org aggregate: the `META` record, its cached access token and its refresh lock.
+
+All live under `PK = ORG#<username>`, so one consistent Query reads everything a token
+request needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sfbroker.store.table import ConditionFailed, Table
+
+META, TOKEN, REFRESH = "META", "TOKEN", "REFRESH"
+ORGS_INDEX, ORGS_PARTITION = "GSI1", "ORG"
+
+
+def org_key(username: str, sort_key: str = META) -> dict[str, str]:
+    return {"PK": f"ORG#{username.lower()}", "SK": sort_key}
+
+
+def record_name(key: dict[str, str]) -> str:
+    """The record key bound into an envelope's encryption context and AAD."""
+    return f"{key['PK']}/{key['SK']}"
+
+
+@dataclass(frozen=True)
+class OrgRecord:
+    """A registered org; `auth_url` is the sealed envelope (absent for JIT registrations)."""
+
+    username: str
+    org_id: str
+    instance_url: str
+    login_url: str
+    org_type: str
+    is_dev_hub: bool
+    is_default: bool
+    alias: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    auth_url: dict[str, Any] | None = field(default=None, repr=False)
+    is_jit_registration: bool = False
+    parent_production_username: str | None = None
+    sandbox_name: str | None = None
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    """A sealed access token with what is needed to answer without opening the org."""
+
+    envelope: dict[str, Any] = field(repr=False)
+    username: str
+    org_id: str
+    instance_url: str
+    expires_at: datetime
+    refreshed_at: datetime
+
+
+@dataclass(frozen=True)
+class OrgState:
+    org: OrgRecord | None
+    token: CachedToken | None
+    lock_expires_at: datetime | None
+
+
+class OrgStore:
+    """Reads and conditional writes of org items."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def load(self, username: str) -> OrgState:
+        """Org, cached token and refresh lock in one consistent read."""
+        org = token = None
+        lock = None
+        for item in self._table.query(
+            "PK = :pk", {":pk": org_key(username)["PK"]}, consistent=True
+        ):
+            if item["SK"] == META:
+                org = _org_from(item)
+            elif item["SK"] == TOKEN:
+                token = _token_from(item)
+            elif item["SK"] == REFRESH:
+                lock = _time(item["ttl"])
+        return OrgState(org=org, token=token, lock_expires_at=lock)
+
+    def get(self, username: str) -> OrgRecord | None:
+        item = self._table.get(org_key(username))
+        return _org_from(item) if item else None
+
+    def list(self, org_type: str | None = None) -> Iterator[OrgRecord]:
+        """Every registered org (optionally of one type), ordered by type and username."""
+        condition, values = "GSI1PK = :p", {":p": ORGS_PARTITION}
+        if org_type:
+            condition += " AND begins_with(GSI1SK, :t)"
+            values[":t"] = f"{org_type}#"
+        for item in self._table.query(condition, values, index=ORGS_INDEX):
+            yield _org_from(item)
+
+    def create(self, org: OrgRecord) -> None:
+        """Store a new org; `ConditionFailed` if the username is taken."""
+        self._table.put(_org_item(org), condition="attribute_not_exists(PK)")
+
+    def replace(self, org: OrgRecord, expected_version: int) -> OrgRecord:
+        """Overwrite an org whose version is still `expected_version`; returns the stored one."""
+        stored = replace(org, version=expected_version + 1)
+        self._table.put(
+            _org_item(stored), condition="version = :v", values={":v": expected_version}
+        )
+        return stored
+
+    def update_auth_url(
+        self, username: str, envelope: dict[str, Any], expected_version: int, now: datetime
+    ) -> None:
+        """Persist a rotated refresh token's new envelope (only over the version it came from)."""
+        self._table.update(
+            org_key(username),
+            "SET authUrl = :a, updatedAt = :u, version = :n",
+            values={
+                ":a": envelope,
+                ":u": now.isoformat(),
+                ":n": expected_version + 1,
+                ":v": expected_version,
+            },
+            condition="version = :v",
+        )
+
+    def mark_invalid(self, username: str, now: datetime) -> None:
+        """Flag an org whose credential Salesforce refused; drop its cached token."""
+        try:
+            self._table.update(
+                org_key(username),
+                "SET #s = :invalid, updatedAt = :u ADD version :one",
+                names={"#s": "status"},
+                values={":invalid": "invalid", ":u": now.isoformat(), ":one": 1},
+                condition="attribute_exists(PK)",
+            )
+        except ConditionFailed:
+            return  # deleted meanwhile: nothing left to mark
+        self.delete_token(username)
+
+    def delete(self, username: str) -> None:
+        """Remove the org and everything stored beside it; `ConditionFailed` if absent."""
+        self._table.delete(org_key(username), condition="attribute_exists(PK)")
+        self.delete_token(username)
+        self._table.delete(org_key(username, REFRESH))
+
+    def put_token(self, token: CachedToken) -> None:
+        self._table.put(
+            {
+                **org_key(token.username, TOKEN),
+                "token": token.envelope,
+                "username": token.username,
+                "orgId": token.org_id,
+                "instanceUrl": token.instance_url,
+                "expiresAt": _epoch(token.expires_at),
+                "refreshedAt": _epoch(token.refreshed_at),
+                "ttl": _epoch(token.expires_at),
+            }
+        )
+
+    def delete_token(self, username: str) -> None:
+        self._table.delete(org_key(username, TOKEN))
+
+    def acquire_refresh_lock(self, username: str, holder: str, now: datetime, seconds: int) -> bool:
+        """Take the org's single-flight refresh lease unless a live one exists."""
+        try:
+            self._table.put(
+                {**org_key(username, REFRESH), "holder": holder, "ttl": _epoch(now) + seconds},
+                condition="attribute_not_exists(PK) OR #ttl < :now",
+                names={"#ttl": "ttl"},
+                values={":now": _epoch(now)},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def release_refresh_lock(self, username: str, holder: str) -> None:
+        """Give the lease back, if it is still ours."""
+        try:
+            self._table.delete(
+                org_key(username, REFRESH), condition="holder = :h", values={":h": holder}
+            )
+        except ConditionFailed:
+            return
+
+
+def _org_item(org: OrgRecord) -> dict[str, Any]:
+    return {
+        **org_key(org.username),
+        "GSI1PK": ORGS_PARTITION,
+        "GSI1SK": f"{org.org_type}#{org.username.lower()}",
+        "username": org.username,
+        "orgId": org.org_id,
+        "instanceUrl": org.instance_url,
+        "loginUrl": org.login_url,
+        "orgType": org.org_type,
+        "isDevHub": org.is_dev_hub,
+        "isDefault": org.is_default,
+        "alias": org.alias,
+        "status": org.status,
+        "createdAt": org.created_at.isoformat(),
+        "updatedAt": org.updated_at.isoformat(),
+        "version": org.version,
+        "authUrl": org.auth_url,
+        "isJitRegistration": org.is_jit_registration,
+        "parentProductionUsername": org.parent_production_username,
+        "sandboxName": org.sandbox_name,
+    }
+
+
+def _org_from(item: dict[str, Any]) -> OrgRecord:
+    return OrgRecord(
+        username=item["username"],
+        org_id=item["orgId"],
+        instance_url=item["instanceUrl"],
+        login_url=item["loginUrl"],
+        org_type=item["orgType"],
+        is_dev_hub=bool(item.get("isDevHub")),
+        is_default=bool(item.get("isDefault")),
+        alias=item.get("alias"),
+        status=item.get("status", "active"),
+        created_at=datetime.fromisoformat(item["createdAt"]),
+        updated_at=datetime.fromisoformat(item["updatedAt"]),
+        version=int(item.get("version", 1)),
+        auth_url=item.get("authUrl"),
+        is_jit_registration=bool(item.get("isJitRegistration")),
+        parent_production_username=item.get("parentProductionUsername"),
+        sandbox_name=item.get("sandboxName"),
+    )
+
+
+def _token_from(item: dict[str, Any]) -> CachedToken:
+    return CachedToken(
+        envelope=item["token"],
+        username=item["username"],
+        org_id=item["orgId"],
+        instance_url=item["instanceUrl"],
+        expires_at=_time(item["expiresAt"]),
+        refreshed_at=_time(item["refreshedAt"]),
+    )
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _time(epoch: int) -> datetime:
+    return datetime.fromtimestamp(int(epoch), tz=UTC)

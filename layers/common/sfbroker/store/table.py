@@ -1,0 +1,175 @@
+"""A thin typed face over the DynamoDB client: plain dicts in, plain dicts out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sfbroker.errors import DependencyUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost: the item changed (or exists, or vanished) meanwhile."""
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Python values to DynamoDB attribute values; `None` attributes are left out."""
+    return {k: _serializer.serialize(_plain(v)) for k, v in values.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute values to Python values (numbers become int where whole)."""
+    return {k: _python(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+class Table:
+    """One DynamoDB table; AWS failures become `DependencyUnavailable`."""
+
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def get(self, key: Mapping[str, str], *, consistent: bool = True) -> dict[str, Any] | None:
+        with _aws_errors():
+            answer = self.client.get_item(
+                TableName=self.name, Key=to_item(key), ConsistentRead=consistent
+            )
+        item = answer.get("Item")
+        return from_item(item) if item else None
+
+    def query(
+        self,
+        condition: str,
+        values: Mapping[str, Any],
+        *,
+        index: str | None = None,
+        names: Mapping[str, str] | None = None,
+        filter_expression: str | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every matching item, following pagination."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": to_item(values),
+        }
+        if index:
+            request["IndexName"] = index
+        else:
+            request["ConsistentRead"] = consistent
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if filter_expression:
+            request["FilterExpression"] = filter_expression
+        if limit:
+            request["Limit"] = limit
+        while True:
+            with _aws_errors():
+                page = self.client.query(**request)
+            yield from (from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        request: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
+        _add_condition(request, condition, names, values)
+        with _aws_errors():
+            self.client.put_item(**request)
+
+    def update(
+        self,
+        key: Mapping[str, str],
+        expression: str,
+        *,
+        values: Mapping[str, Any],
+        names: Mapping[str, str] | None = None,
+        condition: str | None = None,
+    ) -> None:
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item(key),
+            "UpdateExpression": expression,
+        }
+        _add_condition(request, condition, names, values)
+        with _aws_errors():
+            self.client.update_item(**request)
+
+    def delete(
+        self,
+        key: Mapping[str, str],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        request: dict[str, Any] = {"TableName": self.name, "Key": to_item(key)}
+        _add_condition(request, condition, names, values)
+        with _aws_errors():
+            self.client.delete_item(**request)
+
+
+def _add_condition(
+    request: dict[str, Any],
+    condition: str | None,
+    names: Mapping[str, str] | None,
+    values: Mapping[str, Any] | None,
+) -> None:
+    if condition:
+        request["ConditionExpression"] = condition
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
+    if values:
+        request["ExpressionAttributeValues"] = to_item(values)
+
+
+@contextmanager
+def _aws_errors() -> Iterator[None]:
+    """Turn a lost condition into `ConditionFailed`, any other AWS failure into a 503."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise ConditionFailed from None
+        raise DependencyUnavailable("The database is unavailable") from error
+    except BotoCoreError as error:
+        raise DependencyUnavailable("The database is unavailable") from error
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_python(v) for v in value]
+    return value
