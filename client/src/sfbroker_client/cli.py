@@ -1,0 +1,487 @@
+"""`sfbroker`: get Salesforce credentials from an sfbroker server in a CI job."""
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import requests
+from requests.auth import AuthBase
+
+from sfbroker_client import __version__
+from sfbroker_client.api import ApiError, BrokerClient, ConnectionFailed, JsonObject
+from sfbroker_client.auth import (
+    BearerAuth,
+    IamUnavailable,
+    NoAwsCredentials,
+    iam_auth_from_environment,
+)
+from sfbroker_client.output import (
+    FORMATS,
+    OutputError,
+    redact,
+    secret_values,
+    write_env,
+    write_github,
+    write_json,
+)
+from sfbroker_client.salesforce_cli import DEFAULT_SF_BIN, SfLoginFailed, log_in
+
+PROG = "sfbroker"
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; the table in `--help` and README.md."""
+
+    OK = 0
+    ERROR = 1  # unexpected, or a server error (5xx)
+    USAGE = 2  # bad arguments or configuration; the server's 400
+    AUTH = 3  # 401 / 403; no AWS credentials for --iam
+    NOT_FOUND = 4  # 404
+    CONFLICT = 5  # 409 / 422: the request is fine, the state is not
+    NETWORK = 6  # the server cannot be reached
+    SF_LOGIN = 7  # the Salesforce CLI login failed
+
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  success
+  1  unexpected or server error (5xx, a response that is not JSON)
+  2  usage error: bad arguments, missing URL or credentials, 400 from the server
+  3  authentication or authorization failed (401, 403; no AWS credentials for --iam)
+  4  not found (404: org_not_found, ...)
+  5  conflict or invalid state (409, 422: org_credentials_invalid means re-register)
+  6  the server cannot be reached (DNS, refused, TLS, timeout)
+  7  the Salesforce CLI login (--sf-login) failed
+"""
+
+EPILOG = f"""\
+examples:
+  export SFBROKER_URL=https://abc123.execute-api.eu-west-1.amazonaws.com/v1
+  export SFBROKER_TOKEN=sfb_...           # or: --iam, with any AWS credentials
+  sfbroker token admin@acme.com
+  eval "$(sfbroker --format env token admin@acme.com)"
+  sfbroker --iam --format github token admin@acme.com.uat --sf-login uat
+  sfbroker orgs list --org-type sandbox
+  sfbroker orgs register --sfdx-auth-url-stdin --alias prod < auth-url.txt
+
+environment:
+  SFBROKER_URL      broker base URL (--url)
+  SFBROKER_TOKEN    API token (--token)
+  SFBROKER_SF_BIN   Salesforce CLI executable (--sf-bin), default: sf on PATH
+  AWS_REGION, AWS_DEFAULT_REGION, and the standard AWS credential chain (--iam)
+  GITHUB_ENV, GITHUB_OUTPUT   files written by --format github
+
+Errors are one line on stderr: "sfbroker: <error code>: <message> (request <id>)".
+
+{EXIT_CODES_HELP}"""
+
+
+class UsageError(Exception):
+    """The command line or environment does not say enough to make the request."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One leaf command: its words, how it reads its arguments, and what it calls."""
+
+    words: tuple[str, ...]
+    summary: str
+    run: Callable[[BrokerClient, argparse.Namespace], JsonObject]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    examples: str = ""
+    exportable: bool = True  # one org or credential: the env and github formats apply
+    needs_auth: bool = True
+    sf_login: bool = False  # offers --sf-login ALIAS
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def _token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("username", help="Salesforce username of a registered org")
+    parser.add_argument(
+        "--min-validity",
+        type=_non_negative_int,
+        metavar="SECONDS",
+        help="do not reuse a cached token with less than this left",
+    )
+    parser.add_argument(
+        "--force-refresh",
+        action="store_true",
+        help="skip the cache (e.g. Salesforce rejected the last token); at most once a minute",
+    )
+
+
+def _issue_token(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.issue_token(
+        args.username, min_validity_seconds=args.min_validity, force_refresh=args.force_refresh
+    )
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--org-type", choices=("production", "sandbox", "devhub", "scratch"), help="only this type"
+    )
+    parser.add_argument("--dev-hub", action="store_true", help="only Dev Hubs")
+
+
+def _list_orgs(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.list_orgs(org_type=args.org_type, is_dev_hub=True if args.dev_hub else None)
+
+
+def _get_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("username", help="Salesforce username")
+
+
+def _get_org(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.get_org(args.username)
+
+
+def _register_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sfdx-auth-url-stdin",
+        action="store_true",
+        required=True,
+        help="read the SFDX auth URL (force://...) from stdin; it is never taken from argv",
+    )
+    parser.add_argument("--alias", help="short name for the org")
+    parser.add_argument("--dev-hub", action="store_true", help="the org is a Dev Hub")
+    parser.add_argument("--default", action="store_true", help="make it the default org")
+
+
+def _register_org(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.register_org(
+        _read_auth_url(), alias=args.alias, is_dev_hub=args.dev_hub, is_default=args.default
+    )
+
+
+def _health(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.health()
+
+
+# The commands, in --help order. Sandbox, pool and environment commands join this table
+# when their server routes exist.
+COMMANDS = (
+    Command(
+        ("token",),
+        "issue a short-lived Salesforce access token for a registered org",
+        _issue_token,
+        _token_arguments,
+        examples="""\
+examples:
+  sfbroker token admin@acme.com
+  sfbroker token admin@acme.com --min-validity 1800 --format env
+  sfbroker --format github token admin@acme.com.uat --sf-login uat
+""",
+        sf_login=True,
+    ),
+    Command(
+        ("orgs", "list"),
+        "list registered orgs",
+        _list_orgs,
+        _list_arguments,
+        examples="""\
+examples:
+  sfbroker orgs list --org-type sandbox
+  sfbroker --format json orgs list --dev-hub | jq -r '.orgs[].username'
+""",
+        exportable=False,
+    ),
+    Command(("orgs", "get"), "show one registered org", _get_org, _get_arguments),
+    Command(
+        ("orgs", "register"),
+        "register an org (or replace its credential) from its SFDX auth URL",
+        _register_org,
+        _register_arguments,
+        examples="""\
+examples:
+  sf org display --target-org prod --verbose --json | jq -r .result.sfdxAuthUrl \\
+    | sfbroker orgs register --sfdx-auth-url-stdin --alias prod
+  sfbroker orgs register --sfdx-auth-url-stdin --dev-hub < hub-auth-url.txt
+""",
+    ),
+    Command(
+        ("health",),
+        "check that the broker answers (no credentials needed)",
+        _health,
+        exportable=False,
+        needs_auth=False,
+    ),
+)
+
+GROUPS = {"orgs": "registered Salesforce orgs: list, get, register"}
+
+
+# --- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command in `COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Get Salesforce credentials from an sfbroker server, e.g. in a CI job.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_global_options(parser, top_level=True)
+    parser.set_defaults(sf_login=None, sf_bin=None)
+    top = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for command in COMMANDS:
+        *group_words, name = command.words
+        subparsers = top
+        for word in group_words:
+            if word not in groups:
+                group = top.add_parser(word, help=GROUPS[word], description=GROUPS[word])
+                _add_global_options(group, top_level=False)
+                groups[word] = group.add_subparsers(
+                    title="commands", metavar="COMMAND", required=True
+                )
+            subparsers = groups[word]
+        leaf = subparsers.add_parser(
+            name,
+            help=command.summary,
+            description=command.summary,
+            epilog=command.examples or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.arguments(leaf)
+        if command.sf_login:
+            _add_sf_login_options(leaf)
+        _add_global_options(leaf, top_level=False)
+        leaf.set_defaults(command=command)
+    return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    # Accepted before or after the command words. Only the top-level parser sets defaults,
+    # so a subcommand's unset copy never overwrites a value given earlier.
+    def default(value: object) -> object:
+        return value if top_level else argparse.SUPPRESS
+
+    options = parser.add_argument_group("connection and output")
+    options.add_argument(
+        "--url",
+        default=default(None),
+        help="broker base URL, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/v1 "
+        "(env SFBROKER_URL)",
+    )
+    auth = options.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--token",
+        default=default(None),
+        help="API token for the token API (env SFBROKER_TOKEN; prefer the environment: "
+        "argv is visible to other processes)",
+    )
+    auth.add_argument(
+        "--iam",
+        action="store_true",
+        default=default(False),
+        help="sign with AWS SigV4 for the IAM API, credentials from the standard AWS chain "
+        "(env, profile, GitHub OIDC web identity, instance role)",
+    )
+    options.add_argument(
+        "--region",
+        default=default(None),
+        help="AWS region for --iam (default: AWS_REGION, AWS_DEFAULT_REGION, profile)",
+    )
+    options.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=default(30.0),
+        metavar="SECONDS",
+        help="HTTP timeout (default 30)",
+    )
+    options.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=default("json"),
+        help="json: the response body; env: shell-quoted SF_* lines; github: mask secrets "
+        "and write $GITHUB_ENV / $GITHUB_OUTPUT (default json)",
+    )
+
+
+def _add_sf_login_options(parser: argparse.ArgumentParser) -> None:
+    options = parser.add_argument_group("Salesforce CLI")
+    options.add_argument(
+        "--sf-login",
+        metavar="ALIAS",
+        help="also log the Salesforce CLI in under ALIAS (secrets via env/stdin, never argv)",
+    )
+    options.add_argument(
+        "--sf-bin",
+        metavar="PATH",
+        help=f"Salesforce CLI executable (env SFBROKER_SF_BIN, default {DEFAULT_SF_BIN!r})",
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, *, session: requests.Session | None = None) -> int:
+    """Run one `sfbroker` command; return its exit code (see `ExitCode`)."""
+    args = build_parser().parse_args(argv)
+    command: Command = args.command
+    secrets: list[str] = []
+    try:
+        token = args.token or os.environ.get("SFBROKER_TOKEN") or None
+        if token:
+            secrets.append(token)
+        github_files = _check_format(command, args.format)
+        base_url = _base_url(args)
+        auth = _auth(command, args, token, base_url)
+        client = BrokerClient(base_url, auth, args.timeout, session=session)
+        body = command.run(client, args)
+        secrets.extend(secret_values(body))
+        if args.sf_login:
+            _sf_login(body, args)
+        _write(body, args.format, github_files)
+    except UsageError as exc:
+        return _fail("usage_error", f"{exc} (see {PROG} --help)", ExitCode.USAGE, secrets)
+    except IamUnavailable as exc:
+        return _fail("usage_error", str(exc), ExitCode.USAGE, secrets)
+    except NoAwsCredentials as exc:
+        return _fail("no_aws_credentials", str(exc), ExitCode.AUTH, secrets)
+    except ApiError as exc:
+        return _fail(exc.code, _describe(exc), exit_code_for_status(exc.status), secrets)
+    except ConnectionFailed as exc:
+        return _fail("connection_failed", str(exc), ExitCode.NETWORK, secrets)
+    except SfLoginFailed as exc:
+        return _fail("sf_login_failed", str(exc), ExitCode.SF_LOGIN, secrets)
+    except OutputError as exc:
+        return _fail("usage_error", str(exc), ExitCode.USAGE, secrets)
+    except OSError as exc:  # e.g. $GITHUB_ENV not writable
+        return _fail("io_error", f"{exc.strerror or exc}: {exc.filename}", ExitCode.ERROR, secrets)
+    return ExitCode.OK
+
+
+def exit_code_for_status(status: int) -> ExitCode:
+    """The exit code for an HTTP error status."""
+    if status in (401, 403):
+        return ExitCode.AUTH
+    if status == 404:
+        return ExitCode.NOT_FOUND
+    if status in (409, 422):
+        return ExitCode.CONFLICT
+    if status == 400:
+        return ExitCode.USAGE
+    return ExitCode.ERROR
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    url: str = (args.url or os.environ.get("SFBROKER_URL") or "").strip().rstrip("/")
+    if not url:
+        raise UsageError("no broker URL: pass --url or set SFBROKER_URL")
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(f"the broker URL must start with https:// (got {url!r})")
+    return url
+
+
+def _auth(
+    command: Command, args: argparse.Namespace, token: str | None, base_url: str
+) -> AuthBase | None:
+    if args.iam:
+        if args.token:  # both given, on either side of the command words
+            raise UsageError("--token and --iam exclude each other")
+        return iam_auth_from_environment(args.region, base_url)
+    if token:
+        return BearerAuth(token)
+    if command.needs_auth:
+        raise UsageError("no credentials: set SFBROKER_TOKEN (or pass --token), or use --iam")
+    return None
+
+
+def _check_format(command: Command, fmt: str) -> tuple[Path, Path] | None:
+    # Checked before the request, so nothing is issued that cannot be delivered.
+    if fmt == "json":
+        return None
+    if not command.exportable:
+        raise UsageError(
+            f"--format {fmt} is not meaningful for '{' '.join(command.words)}' "
+            "(not a single org or credential); use --format json"
+        )
+    if fmt == "github":
+        github_env = os.environ.get("GITHUB_ENV")
+        github_output = os.environ.get("GITHUB_OUTPUT")
+        if not github_env or not github_output:
+            raise UsageError(
+                "--format github needs GITHUB_ENV and GITHUB_OUTPUT (set by GitHub Actions)"
+            )
+        return Path(github_env), Path(github_output)
+    return None
+
+
+def _sf_login(body: JsonObject, args: argparse.Namespace) -> None:
+    sf_bin = args.sf_bin or os.environ.get("SFBROKER_SF_BIN") or DEFAULT_SF_BIN
+    login = log_in(body, args.sf_login, sf_bin)
+    who = login.username or body.get("username") or "the org"
+    sys.stderr.write(f"{PROG}: Salesforce CLI logged in to {who} as '{args.sf_login}'\n")
+
+
+def _write(body: JsonObject, fmt: str, github_files: tuple[Path, Path] | None) -> None:
+    if fmt == "env":
+        write_env(body, sys.stdout)
+    elif fmt == "github" and github_files is not None:
+        write_github(body, sys.stdout, *github_files)
+    else:
+        write_json(body, sys.stdout)
+    sys.stdout.flush()
+
+
+def _read_auth_url() -> str:
+    if sys.stdin is None:
+        raise UsageError("--sfdx-auth-url-stdin: no stdin")
+    if sys.stdin.isatty():
+        text = getpass.getpass("SFDX auth URL (input hidden): ")
+    else:
+        text = sys.stdin.read()
+    words = text.split()
+    if not words:
+        raise UsageError("--sfdx-auth-url-stdin: nothing on stdin; pipe the force://... URL in")
+    if len(words) > 1:
+        raise UsageError("--sfdx-auth-url-stdin: expected one auth URL on stdin, got more text")
+    return words[0]
+
+
+def _describe(error: ApiError) -> str:
+    message = error.message
+    if error.details:
+        fields = "; ".join(
+            f"{detail.get('field', '?')}: {detail.get('message', '?')}" for detail in error.details
+        )
+        message = f"{message} ({fields})"
+    if error.request_id:
+        message = f"{message} (request {error.request_id})"
+    return message
+
+
+def _fail(code: str, message: str, exit_code: ExitCode, secrets: list[str]) -> int:
+    line = " ".join(f"{PROG}: {code}: {message}".split())
+    sys.stderr.write(redact(line, secrets) + "\n")
+    return exit_code
