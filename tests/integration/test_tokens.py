@@ -1,0 +1,188 @@
+"""Token issuance: cache, single-flight refresh, rotation, invalid credentials, outages."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sfbroker import runtime
+
+from local.fake_salesforce import FakeSalesforceServer
+from tests.support.broker import Answer, Broker
+from tests.support.salesforce import refresh_token_of
+
+USER = {"username": "admin@acme.com"}
+TOKEN_ITEM = {"PK": {"S": "ORG#admin@acme.com"}, "SK": {"S": "TOKEN"}}
+
+
+@pytest.fixture
+def registered(broker: Broker, salesforce: FakeSalesforceServer, acme: str) -> str:
+    answer = broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": acme})
+    assert answer.status == 201, answer.body
+    salesforce.reset_counts()
+    broker.aws_calls.clear()
+    return acme
+
+
+def issue(broker: Broker, **body: object) -> Answer:
+    return broker.call("POST", "/orgs/{username}/token", path_params=USER, json_body=body or None)
+
+
+def drop_cached_token(broker: Broker) -> None:
+    broker.dynamodb.delete_item(TableName=broker.table_name, Key=TOKEN_ITEM)
+
+
+def test_ten_requests_cost_salesforce_nothing_and_dynamodb_one_read_each(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    answers = [issue(broker) for _ in range(10)]
+    assert {a.status for a in answers} == {200}
+    assert {a.body["source"] for a in answers} == {"cache"}
+    assert len({a.body["accessToken"] for a in answers}) == 1
+    assert salesforce.counts["oauth2/token"] == 0
+    assert broker.aws_calls == {"dynamodb.Query": 10}
+    body = answers[0].body
+    assert set(body) == {"accessToken", "instanceUrl", "username", "orgId", "expiresAt", "source"}
+    assert body["instanceUrl"] == salesforce.base_url
+
+
+def test_a_cold_cache_refreshes_once_then_serves_from_cache(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    drop_cached_token(broker)
+    runtime.reset()  # a cold container: no data keys in memory
+    broker.watch_aws()
+    first = issue(broker)
+    assert (first.status, first.body["source"]) == (200, "refresh")
+    assert salesforce.counts["oauth2/token"] == 1
+    rest = [issue(broker) for _ in range(9)]
+    assert {a.body["source"] for a in rest} == {"cache"}
+    assert {a.body["accessToken"] for a in rest} == {first.body["accessToken"]}
+    assert salesforce.counts["oauth2/token"] == 1
+    # One KMS Decrypt for the auth URL and one GenerateDataKey for the token; then none.
+    assert broker.aws_calls["kms.Decrypt"] == 1
+    assert broker.aws_calls["kms.GenerateDataKey"] == 1
+    # The token works against Salesforce.
+    import requests
+
+    who = requests.get(
+        f"{salesforce.base_url}/services/oauth2/userinfo",
+        headers={"Authorization": f"Bearer {first.body['accessToken']}"},
+        timeout=5,
+    )
+    assert who.json()["preferred_username"] == "admin@acme.com"
+
+
+def test_twenty_concurrent_requests_on_a_cold_cache_share_one_refresh(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    drop_cached_token(broker)
+    salesforce.faults.delay = 0.3  # keep the refresh in flight while the others arrive
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: issue(broker), range(20)))
+    assert [a.status for a in answers] == [200] * 20, [a.body for a in answers if a.status != 200]
+    assert salesforce.counts["oauth2/token"] == 1
+    assert len({a.body["accessToken"] for a in answers}) == 1
+    assert sorted(a.body["source"] for a in answers).count("refresh") == 1
+
+
+def test_min_validity_and_forced_refresh(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    stricter = issue(broker, minValiditySeconds=7200)  # longer than any token lives
+    assert stricter.body["source"] == "refresh"
+    assert salesforce.counts["oauth2/token"] == 1
+    drop_cached_token(broker)
+    fresh = issue(broker)
+    assert fresh.body["source"] == "refresh"
+    # A forced refresh right after a refresh is served the fresh token: one per minute.
+    forced = [issue(broker, forceRefresh=True) for _ in range(3)]
+    assert {a.body["source"] for a in forced} == {"cache"}
+    assert salesforce.counts["oauth2/token"] == 2
+
+
+def test_a_rotated_refresh_token_is_persisted_at_once(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    salesforce.state.set_refresh_token_rotation("admin@acme.com")
+    original = refresh_token_of(registered)
+    for _ in range(3):
+        drop_cached_token(broker)
+        answer = issue(broker)
+        assert (answer.status, answer.body["source"]) == (200, "refresh"), answer.body
+    assert salesforce.counts["oauth2/token"] == 3
+    raw = json.dumps(broker.table_items())
+    assert original not in raw
+    meta = broker.call("GET", "/orgs/{username}", path_params=USER).body
+    assert meta["status"] == "active"
+
+
+def test_a_revoked_refresh_token_marks_the_org_invalid(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    salesforce.state.revoke_refresh_token(refresh_token_of(registered))
+    drop_cached_token(broker)
+    answer = issue(broker)
+    assert (answer.status, answer.error) == (409, "org_credentials_invalid")
+    assert "register" in answer.body["message"]
+    org = broker.call("GET", "/orgs/{username}", path_params=USER).body
+    assert org["status"] == "invalid"
+    # Later requests do not hammer Salesforce with a dead credential.
+    again = issue(broker)
+    assert again.error == "org_credentials_invalid"
+    assert salesforce.counts["oauth2/token"] == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ({"kind": "http_503", "times": 3}, 502, "salesforce_error"),
+        ({"kind": "http_500", "times": 3}, 502, "salesforce_error"),
+        ({"kind": "timeout", "times": 3, "seconds": 1.5}, 504, "salesforce_timeout"),
+        ({"kind": "malformed_json", "times": 1}, 502, "salesforce_error"),
+        ({"kind": "connection_reset", "times": 3}, 502, "salesforce_error"),
+    ],
+)
+def test_a_salesforce_outage_leaves_the_table_unchanged(
+    broker: Broker,
+    salesforce: FakeSalesforceServer,
+    registered: str,
+    fault: dict[str, object],
+    status: int,
+    code: str,
+) -> None:
+    drop_cached_token(broker)
+    before = broker.table_items()
+    salesforce.faults.add(endpoint="token", **fault)  # type: ignore[arg-type]
+    answer = issue(broker)
+    assert (answer.status, answer.error) == (status, code), answer.body
+    assert broker.table_items() == before
+    # Retries are bounded: one try plus SALESFORCE_MAX_RETRIES.
+    assert salesforce.counts["oauth2/token"] <= 3
+
+
+def test_transient_failures_are_retried_and_succeed(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    drop_cached_token(broker)
+    salesforce.faults.add(kind="http_503", endpoint="token", times=2)
+    answer = issue(broker)
+    assert (answer.status, answer.body["source"]) == (200, "refresh")
+    assert salesforce.counts["oauth2/token"] == 3
+
+
+def test_a_dead_lock_holder_does_not_block_refresh_forever(
+    broker: Broker,
+    salesforce: FakeSalesforceServer,
+    registered: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drop_cached_token(broker)
+    store = runtime.org_store()
+    from datetime import UTC, datetime, timedelta
+
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    assert store.acquire_refresh_lock("admin@acme.com", "crashed-instance", long_ago, 20)
+    answer = issue(broker)
+    assert (answer.status, answer.body["source"]) == (200, "refresh")

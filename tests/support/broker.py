@@ -1,0 +1,102 @@
+"""Drive the real handlers in-process with API Gateway proxy events, on a real backend.
+
+The backend is moto's server (KMS, and DynamoDB unless DynamoDB Local is chosen) and
+the fake Salesforce, all over HTTP on 127.0.0.1. Routes, handlers, environment and
+tables come from `template.yaml`, so what is tested is what deploys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfbroker import runtime
+
+from local import template as sam
+from local.events import proxy_event
+from local.lambdas import invoke
+
+
+class CallCounter(Counter[str]):
+    """Counts the AWS API calls a botocore client makes (`"dynamodb.Query"`, …)."""
+
+    def __call__(self, event_name: str, **_: Any) -> None:
+        service_name, operation = event_name.split(".", 2)[1:]
+        self[f"{service_name}.{operation}"] += 1
+
+    def of(self, service: str) -> int:
+        return sum(n for name, n in self.items() if name.startswith(f"{service}."))
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+    raw: str | None
+
+    @property
+    def error(self) -> str | None:
+        return self.body.get("error") if isinstance(self.body, dict) else None
+
+
+@dataclass
+class Broker:
+    """The API, called as API Gateway would call it; records every raw answer it got."""
+
+    template: dict[str, Any]
+    table_name: str
+    dynamodb: Any
+    aws_calls: CallCounter = field(default_factory=CallCounter)
+    answers: list[str] = field(default_factory=list)
+
+    def watch_aws(self) -> None:
+        """Count the calls of the clients the handlers use (after `runtime.reset()`)."""
+        self.aws_calls.clear()
+        runtime.dynamodb().meta.events.register("before-call", self.aws_calls)
+        runtime.kms().meta.events.register("before-call", self.aws_calls)
+
+    def call(
+        self,
+        method: str,
+        path_template: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        raw_body: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        iam_arn: str | None = "arn:aws:iam::123456789012:role/ci",
+        authorizer: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        spec = self._function_for(method, path_template)
+        body = json.dumps(json_body) if json_body is not None else raw_body
+        event = proxy_event(
+            method,
+            path_template,
+            path_params=path_params,
+            query=query,
+            body=body,
+            headers=headers,
+            iam_arn=iam_arn,
+            authorizer=authorizer,
+        )
+        result = invoke(spec.code_uri, spec.handler, event, spec.logical_id)
+        raw = result.get("body")
+        self.answers.append(raw or "")
+        parsed = json.loads(raw) if raw else None
+        return Answer(result["statusCode"], parsed, dict(result.get("headers") or {}), raw)
+
+    def table_items(self) -> list[dict[str, Any]]:
+        """Every item of the data table, raw (as DynamoDB holds it)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table_name)
+        return [item for page in pages for item in page["Items"]]
+
+    def _function_for(self, method: str, path_template: str) -> sam.FunctionSpec:
+        for spec in sam.functions(self.template):
+            if any(r.method == method and r.path == path_template for r in spec.events):
+                return spec
+        raise KeyError(f"no route {method} {path_template} in template.yaml")

@@ -1,0 +1,1050 @@
+"""The `sfbroker` client: HTTP calls, auth, output formats, errors and `--sf-login`.
+
+No sockets: every HTTP call goes through `FakeTransport`, a requests transport adapter that
+records the prepared requests and answers with canned responses (a guard fails any test
+that tries to connect). `--sf-login` runs a fake `sf` executable written to tmp_path.
+"""
+
+import hashlib
+import hmac
+import io
+import json
+import shlex
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from sfbroker_client import __version__
+from sfbroker_client.api import ApiError, BrokerClient, ConnectionFailed
+from sfbroker_client.auth import BearerAuth, IamAuth, IamUnavailable, iam_auth_from_environment
+from sfbroker_client.cli import ExitCode, main
+from sfbroker_client.output import redact
+from sfbroker_client.salesforce_cli import SfLoginFailed, log_in
+
+BASE_URL = "https://broker.example.com/v1"
+API_TOKEN = "sfb_abc123_s3cr3tS3cr3tS3cr3t"
+ACCESS_TOKEN = "00D000000000001!AQ4AQDsession.secret-value"
+AUTH_URL = "force://PlatformCLI::5Aep861refresh.token@acme.my.salesforce.com"
+TOKEN_BODY = {
+    "accessToken": ACCESS_TOKEN,
+    "instanceUrl": "https://acme.my.salesforce.com",
+    "username": "admin@acme.com",
+    "orgId": "00D000000000001EAA",
+    "expiresAt": "2026-11-25T13:30:00Z",
+    "source": "refresh",
+}
+ORG_BODY = {
+    "username": "admin@acme.com",
+    "orgId": "00D000000000001EAA",
+    "instanceUrl": "https://acme.my.salesforce.com",
+    "loginUrl": "https://acme.my.salesforce.com",
+    "orgType": "production",
+    "isDevHub": False,
+    "isDefault": False,
+    "alias": "prod",
+    "status": "active",
+}
+
+
+# --- fakes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Canned:
+    """One canned answer: a dict/list body is sent as JSON, a str as it is."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeTransport(BaseAdapter):
+    """A requests transport that records what would be sent and answers from a script."""
+
+    def __init__(self, *answers: Canned | Exception) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.sent: list[requests.PreparedRequest] = []
+        self.timeouts: list[Any] = []
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        self.sent.append(request)
+        self.timeouts.append(timeout)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        response = requests.Response()
+        response.status_code = answer.status
+        response.reason = "Canned"
+        response.url = request.url or ""
+        response.request = request
+        headers = dict(answer.headers)
+        if isinstance(answer.body, dict | list):
+            response._content = json.dumps(answer.body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            response._content = (answer.body or "").encode()
+        response.headers = CaseInsensitiveDict(headers)
+        response.encoding = "utf-8"
+        return response
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def last(self) -> requests.PreparedRequest:
+        return self.sent[-1]
+
+    def last_json(self) -> Any:
+        body = self.last.body
+        assert isinstance(body, bytes)
+        return json.loads(body)
+
+
+def session_with(transport: FakeTransport) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies or ~/.netrc from the machine running the tests
+    session.mount("https://", transport)
+    session.mount("http://", transport)
+    return session
+
+
+@pytest.fixture(autouse=True)
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a unit test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "SFBROKER_URL",
+        "SFBROKER_TOKEN",
+        "SFBROKER_SF_BIN",
+        "GITHUB_ENV",
+        "GITHUB_OUTPUT",
+        "SF_ACCESS_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    # botocore must find no profile of the developer's and never ask instance metadata.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def broker_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SFBROKER_URL", BASE_URL + "/")
+    monkeypatch.setenv("SFBROKER_TOKEN", API_TOKEN)
+
+
+def run_cli(transport: FakeTransport, *argv: str) -> int:
+    return main(list(argv), session=session_with(transport))
+
+
+# --- BrokerClient ------------------------------------------------------------------------
+
+
+def client_with(transport: FakeTransport, auth: Any = None) -> BrokerClient:
+    return BrokerClient(
+        BASE_URL + "/", auth or BearerAuth(API_TOKEN), 12.5, session=session_with(transport)
+    )
+
+
+def test_issue_token_encodes_the_username_as_one_path_segment() -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    body = client_with(transport).issue_token("admin@acme.com", min_validity_seconds=600)
+
+    assert body == TOKEN_BODY
+    sent = transport.last
+    assert sent.method == "POST"
+    assert sent.path_url == "/v1/orgs/admin%40acme.com/token"
+    assert sent.headers["Content-Type"] == "application/json"
+    assert transport.last_json() == {"forceRefresh": False, "minValiditySeconds": 600}
+    assert transport.timeouts == [12.5]
+
+
+def test_a_slash_in_a_username_stays_inside_its_segment() -> None:
+    transport = FakeTransport(Canned(body=ORG_BODY))
+
+    client_with(transport).get_org("odd/user@acme.com")
+
+    assert transport.last.path_url == "/v1/orgs/odd%2Fuser%40acme.com"
+
+
+def test_bearer_token_goes_in_the_authorization_header_and_not_in_repr() -> None:
+    transport = FakeTransport(Canned(body={"orgs": []}))
+    auth = BearerAuth(API_TOKEN)
+
+    client_with(transport, auth).list_orgs()
+
+    assert transport.last.headers["Authorization"] == f"Bearer {API_TOKEN}"
+    assert API_TOKEN not in repr(auth)
+
+
+def test_list_orgs_sends_filters_as_query_parameters() -> None:
+    transport = FakeTransport(Canned(body={"orgs": [ORG_BODY]}))
+
+    body = client_with(transport).list_orgs(org_type="sandbox", is_dev_hub=True)
+
+    assert body == {"orgs": [ORG_BODY]}
+    assert transport.last.method == "GET"
+    assert transport.last.path_url == "/v1/orgs?orgType=sandbox&isDevHub=true"
+    assert transport.last.body is None
+
+
+def test_register_org_sends_the_auth_url_in_the_body() -> None:
+    transport = FakeTransport(Canned(201, ORG_BODY))
+
+    client_with(transport).register_org(AUTH_URL, alias="prod", is_dev_hub=True)
+
+    assert transport.last.path_url == "/v1/orgs"
+    assert transport.last_json() == {
+        "sfdxAuthUrl": AUTH_URL,
+        "isDevHub": True,
+        "isDefault": False,
+        "alias": "prod",
+    }
+
+
+def test_api_error_carries_code_message_request_id_and_details() -> None:
+    error_body = {
+        "error": "invalid_auth_url",
+        "message": "Not an SFDX auth URL",
+        "requestId": "req-7",
+        "details": [{"field": "sfdxAuthUrl", "message": "must start with force://"}],
+    }
+    transport = FakeTransport(Canned(400, error_body))
+
+    with pytest.raises(ApiError) as caught:
+        client_with(transport).register_org("nope")
+
+    error = caught.value
+    assert (error.status, error.code, error.message, error.request_id) == (
+        400,
+        "invalid_auth_url",
+        "Not an SFDX auth URL",
+        "req-7",
+    )
+    assert error.details == [{"field": "sfdxAuthUrl", "message": "must start with force://"}]
+
+
+def test_api_gateway_error_without_our_body_still_has_a_code_and_request_id() -> None:
+    transport = FakeTransport(
+        Canned(403, {"message": "Missing Authentication Token"}, {"x-amzn-RequestId": "gw-1"})
+    )
+
+    with pytest.raises(ApiError) as caught:
+        client_with(transport).health()
+
+    assert (caught.value.code, caught.value.message, caught.value.request_id) == (
+        "forbidden",
+        "Missing Authentication Token",
+        "gw-1",
+    )
+
+
+def test_html_error_page_becomes_one_short_line() -> None:
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<h1>oops</h1></body>"
+    transport = FakeTransport(Canned(502, page, {"Content-Type": "text/html"}))
+
+    with pytest.raises(ApiError) as caught:
+        client_with(transport).health()
+
+    assert (caught.value.code, caught.value.message) == ("bad_gateway", "502 Bad Gateway")
+
+
+def test_a_success_that_is_not_a_json_object_is_an_error() -> None:
+    transport = FakeTransport(Canned(200, "<html>login page</html>"))
+
+    with pytest.raises(ApiError) as caught:
+        client_with(transport).health()
+
+    assert caught.value.code == "invalid_response"
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (requests.ConnectTimeout("connect timed out"), "no answer within 12.5 s"),
+        (requests.ReadTimeout("read timed out"), "no answer within 12.5 s"),
+        (
+            requests.ConnectionError(
+                "HTTPSConnectionPool(host='broker.example.com', port=443): Max retries exceeded"
+                " (Caused by NewConnectionError('<...>: Failed to establish a new connection:"
+                " [Errno 111] Connection refused'))"
+            ),
+            "connection refused",
+        ),
+        (requests.exceptions.SSLError("certificate verify failed"), "TLS handshake failed"),
+    ],
+)
+def test_unreachable_server_is_connection_failed(failure: Exception, reason: str) -> None:
+    transport = FakeTransport(failure)
+
+    with pytest.raises(ConnectionFailed) as caught:
+        client_with(transport).health()
+
+    assert str(caught.value).startswith("cannot reach https://broker.example.com: ")
+    assert reason in str(caught.value)
+
+
+# --- SigV4 -------------------------------------------------------------------------------
+
+AWS_KEY_ID = "AKIDEXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+AWS_SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLEsessiontoken"
+FROZEN_DATE = "20261125T120000Z"
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    import botocore.auth
+
+    frozen = datetime.datetime(2026, 11, 25, 12, 0, 0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: frozen)
+
+
+def iam_auth() -> IamAuth:
+    from botocore.credentials import Credentials
+
+    return IamAuth(Credentials(AWS_KEY_ID, AWS_SECRET, AWS_SESSION_TOKEN), "eu-west-1")
+
+
+def independent_sigv4(request: requests.PreparedRequest, signed_headers: list[str]) -> str:
+    """SigV4 (execute-api) computed from the request as sent, written from the AWS spec."""
+    assert request.url is not None
+    assert request.method is not None
+    url = urlsplit(request.url)
+    # Every service but S3 URI-encodes the (already encoded) path once more.
+    canonical_uri = quote(url.path, safe="/~")
+    canonical_query = "&".join(sorted(url.query.split("&"))) if url.query else ""
+    values = {"host": url.netloc} | {k.lower(): v for k, v in request.headers.items()}
+    canonical_headers = "".join(f"{name}:{values[name].strip()}\n" for name in signed_headers)
+    body = request.body or b""
+    assert isinstance(body, bytes)
+    canonical_request = "\n".join(
+        [
+            request.method,
+            canonical_uri,
+            canonical_query,
+            canonical_headers,
+            ";".join(signed_headers),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    amz_date = request.headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/eu-west-1/execute-api/aws4_request"
+    string_to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    key = f"AWS4{AWS_SECRET}".encode()
+    for part in (amz_date[:8], "eu-west-1", "execute-api", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_authorization(header: str) -> dict[str, str]:
+    algorithm, _, rest = header.partition(" ")
+    assert algorithm == "AWS4-HMAC-SHA256"
+    return dict(part.strip().split("=", 1) for part in rest.split(","))
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize(
+    ("call", "signed"),
+    [
+        (
+            lambda c: c.issue_token("admin@acme.com", force_refresh=True),
+            "content-type;host;x-amz-date;x-amz-security-token",
+        ),
+        (
+            lambda c: c.list_orgs(org_type="sandbox", is_dev_hub=False),
+            "host;x-amz-date;x-amz-security-token",
+        ),
+        (lambda c: c.get_org("admin@acme.com.uat"), "host;x-amz-date;x-amz-security-token"),
+    ],
+)
+def test_sigv4_signature_verifies_over_the_bytes_sent(call: Any, signed: str) -> None:
+    transport = FakeTransport(Canned(body={}))
+
+    call(client_with(transport, iam_auth()))
+
+    sent = transport.last
+    assert sent.headers["X-Amz-Date"] == FROZEN_DATE
+    assert sent.headers["X-Amz-Security-Token"] == AWS_SESSION_TOKEN
+    parts = parse_authorization(sent.headers["Authorization"])
+    assert parts["Credential"] == f"{AWS_KEY_ID}/20261125/eu-west-1/execute-api/aws4_request"
+    assert parts["SignedHeaders"] == signed
+    assert parts["Signature"] == independent_sigv4(sent, signed.split(";"))
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_sigv4_signature_covers_the_body_and_the_path() -> None:
+    transport = FakeTransport(Canned(body={}))
+    client_with(transport, iam_auth()).issue_token("admin@acme.com")
+    sent = transport.last
+    signed = parse_authorization(sent.headers["Authorization"])["SignedHeaders"].split(";")
+    signature = parse_authorization(sent.headers["Authorization"])["Signature"]
+
+    tampered_body = sent.copy()
+    tampered_body.body = b'{"forceRefresh":true}'
+    tampered_path = sent.copy()
+    tampered_path.url = (sent.url or "").replace("admin%40acme.com", "other%40acme.com")
+
+    assert independent_sigv4(sent, signed) == signature
+    assert independent_sigv4(tampered_body, signed) != signature
+    assert independent_sigv4(tampered_path, signed) != signature
+
+
+def test_iam_auth_takes_credentials_and_region_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+
+    assert iam_auth_from_environment(None, BASE_URL).region == "us-east-2"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    assert iam_auth_from_environment(None, BASE_URL).region == "eu-central-1"
+    assert iam_auth_from_environment("ap-south-1", BASE_URL).region == "ap-south-1"
+
+
+def test_iam_region_falls_back_to_the_execute_api_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    url = "https://abc123.execute-api.sa-east-1.amazonaws.com/v1"
+
+    assert iam_auth_from_environment(None, url).region == "sa-east-1"
+    with pytest.raises(IamUnavailable, match="region"):
+        iam_auth_from_environment(None, BASE_URL)
+
+
+def test_iam_without_botocore_is_a_clear_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "botocore.session", None)  # import now fails
+    transport = FakeTransport()
+
+    code = run_cli(transport, "--url", BASE_URL, "--iam", "token", "admin@acme.com")
+
+    assert code == ExitCode.USAGE
+    assert "pip install 'sfbroker-client[iam]'" in capsys.readouterr().err
+    assert transport.sent == []
+
+
+def test_iam_without_aws_credentials_is_an_auth_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    transport = FakeTransport()
+
+    code = run_cli(transport, "--url", BASE_URL, "--iam", "--region", "eu-west-1", "health")
+
+    assert code == ExitCode.AUTH
+    err = capsys.readouterr().err
+    assert err.startswith("sfbroker: no_aws_credentials: ")
+    assert transport.sent == []
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_cli_iam_signs_instead_of_sending_the_bearer_token(
+    monkeypatch: pytest.MonkeyPatch, broker_env: None
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    assert run_cli(transport, "--iam", "token", "admin@acme.com") == ExitCode.OK
+
+    authorization = transport.last.headers["Authorization"]
+    assert authorization.startswith(f"AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/20261125/")
+    signed = parse_authorization(authorization)["SignedHeaders"].split(";")
+    assert parse_authorization(authorization)["Signature"] == independent_sigv4(
+        transport.last, signed
+    )
+
+
+# --- CLI: commands and formats -----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_token_prints_the_response_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    code = run_cli(transport, "token", "admin@acme.com", "--min-validity", "900", "--force-refresh")
+
+    assert code == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == TOKEN_BODY
+    assert transport.last.url == f"{BASE_URL}/orgs/admin%40acme.com/token"
+    assert transport.last_json() == {"forceRefresh": True, "minValiditySeconds": 900}
+    assert transport.last.headers["Authorization"] == f"Bearer {API_TOKEN}"
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_global_options_work_after_the_command_words(capsys: pytest.CaptureFixture[str]) -> None:
+    transport = FakeTransport(Canned(body=ORG_BODY))
+
+    code = run_cli(
+        transport, "orgs", "get", "admin@acme.com", "--url", "http://127.0.0.1:3000/", "--token",
+        "sfb_other_token", "--timeout", "5", "--format", "env",
+    )  # fmt: skip
+
+    assert code == ExitCode.OK
+    assert transport.last.url == "http://127.0.0.1:3000/orgs/admin%40acme.com"
+    assert transport.last.headers["Authorization"] == "Bearer sfb_other_token"
+    assert transport.timeouts == [5.0]
+    assert "SF_USERNAME=admin@acme.com" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_env_format_prints_shell_quoted_assignments(capsys: pytest.CaptureFixture[str]) -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    assert run_cli(transport, "--format", "env", "token", "admin@acme.com") == ExitCode.OK
+
+    out = capsys.readouterr().out
+    assert f"SF_ACCESS_TOKEN={shlex.quote(ACCESS_TOKEN)}\n" in out
+    assigned = dict(word.split("=", 1) for word in shlex.split(out))
+    assert assigned == {
+        "SF_ACCESS_TOKEN": ACCESS_TOKEN,
+        "SF_INSTANCE_URL": "https://acme.my.salesforce.com",
+        "SF_USERNAME": "admin@acme.com",
+        "SF_ORG_ID": "00D000000000001EAA",
+        "SF_EXPIRES_AT": "2026-11-25T13:30:00Z",
+    }
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize("fmt", ["env", "github"])
+def test_env_and_github_formats_refuse_a_listing_before_any_request(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport()
+
+    code = run_cli(transport, "--format", fmt, "orgs", "list")
+
+    assert code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"sfbroker: usage_error: --format {fmt} is not meaningful")
+    assert transport.sent == []
+
+
+def read_github_file(path: Path) -> dict[str, str]:
+    """Parse a $GITHUB_ENV / $GITHUB_OUTPUT file the way the runner does."""
+    values: dict[str, str] = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        if not line:
+            continue
+        if "<<" in line:
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for body_line in lines:
+                if body_line == delimiter:
+                    break
+                body.append(body_line)
+            else:
+                raise AssertionError(f"unterminated heredoc for {name}")
+            values[name] = "\n".join(body)
+        else:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
+@pytest.fixture
+def github_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, Path]:
+    env_file, output_file = tmp_path / "github_env", tmp_path / "github_output"
+    env_file.write_text("EARLIER=kept\n")
+    output_file.write_text("")
+    monkeypatch.setenv("GITHUB_ENV", str(env_file))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output_file))
+    return env_file, output_file
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_github_format_masks_first_then_writes_env_and_outputs(
+    github_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    assert run_cli(transport, "--format", "github", "token", "admin@acme.com") == ExitCode.OK
+
+    out_lines = capsys.readouterr().out.splitlines()
+    assert out_lines[0] == f"::add-mask::{ACCESS_TOKEN}"
+    assert all(ACCESS_TOKEN not in line for line in out_lines[1:])
+    assert any("SF_ORG_ID / org_id = 00D000000000001EAA" in line for line in out_lines)
+    env_file, output_file = github_files
+    assert read_github_file(env_file) == {
+        "EARLIER": "kept",
+        "SF_ACCESS_TOKEN": ACCESS_TOKEN,
+        "SF_INSTANCE_URL": "https://acme.my.salesforce.com",
+        "SF_USERNAME": "admin@acme.com",
+        "SF_ORG_ID": "00D000000000001EAA",
+        "SF_EXPIRES_AT": "2026-11-25T13:30:00Z",
+    }
+    assert read_github_file(output_file) == {
+        "access_token": ACCESS_TOKEN,
+        "instance_url": "https://acme.my.salesforce.com",
+        "username": "admin@acme.com",
+        "org_id": "00D000000000001EAA",
+        "expires_at": "2026-11-25T13:30:00Z",
+    }
+
+
+def test_github_format_masks_every_secret_and_survives_multiline_values(
+    tmp_path: Path,
+) -> None:
+    from sfbroker_client.output import write_github
+
+    record = {"username": "test-xyz@example.com", "sfdxAuthUrl": AUTH_URL, "password": "p%w\nx"}
+    stdout = io.StringIO()
+    env_file, output_file = tmp_path / "env", tmp_path / "out"
+
+    write_github(record, stdout, env_file, output_file)
+
+    lines = stdout.getvalue().splitlines()
+    assert lines[:2] == [f"::add-mask::{AUTH_URL}", "::add-mask::p%25w%0Ax"]
+    assert AUTH_URL not in "\n".join(lines[2:])
+    assert read_github_file(env_file)["SF_PASSWORD"] == "p%w\nx"
+    assert read_github_file(output_file)["sfdx_auth_url"] == AUTH_URL
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_github_format_without_runner_files_fails_before_the_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    transport = FakeTransport()
+
+    code = run_cli(transport, "--format", "github", "token", "admin@acme.com")
+
+    assert code == ExitCode.USAGE
+    assert "GITHUB_ENV and GITHUB_OUTPUT" in capsys.readouterr().err
+    assert transport.sent == []
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_orgs_list_passes_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    transport = FakeTransport(Canned(body={"orgs": [ORG_BODY]}))
+
+    assert run_cli(transport, "orgs", "list", "--org-type", "devhub", "--dev-hub") == ExitCode.OK
+
+    assert transport.last.path_url == "/v1/orgs?orgType=devhub&isDevHub=true"
+    assert json.loads(capsys.readouterr().out) == {"orgs": [ORG_BODY]}
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_orgs_register_reads_the_auth_url_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(AUTH_URL + "\n"))
+    transport = FakeTransport(Canned(201, ORG_BODY))
+
+    code = run_cli(
+        transport, "orgs", "register", "--sfdx-auth-url-stdin", "--alias", "prod", "--default"
+    )
+
+    assert code == ExitCode.OK
+    assert transport.last_json() == {
+        "sfdxAuthUrl": AUTH_URL,
+        "isDevHub": False,
+        "isDefault": True,
+        "alias": "prod",
+    }
+    assert AUTH_URL not in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize("stdin", ["", "  \n", f"{AUTH_URL}\n{AUTH_URL}\n"])
+def test_orgs_register_rejects_empty_or_ambiguous_stdin(
+    stdin: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    transport = FakeTransport()
+
+    assert run_cli(transport, "orgs", "register", "--sfdx-auth-url-stdin") == ExitCode.USAGE
+
+    err = capsys.readouterr().err
+    assert err.startswith("sfbroker: usage_error: --sfdx-auth-url-stdin")
+    assert AUTH_URL not in err
+    assert transport.sent == []
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_orgs_register_has_no_way_to_take_the_url_from_argv() -> None:
+    with pytest.raises(SystemExit) as caught:
+        run_cli(FakeTransport(), "orgs", "register", AUTH_URL)
+    assert caught.value.code == ExitCode.USAGE
+
+
+def test_health_needs_no_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SFBROKER_URL", BASE_URL)
+    transport = FakeTransport(Canned(body={"status": "ok", "version": "0.1.0"}))
+
+    assert run_cli(transport, "health") == ExitCode.OK
+
+    assert "Authorization" not in transport.last.headers
+    assert json.loads(capsys.readouterr().out)["status"] == "ok"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sfbroker {__version__}"
+
+
+# --- CLI: usage errors -------------------------------------------------------------------
+
+
+def test_missing_url_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SFBROKER_TOKEN", API_TOKEN)
+
+    assert run_cli(FakeTransport(), "token", "admin@acme.com") == ExitCode.USAGE
+
+    assert capsys.readouterr().err == (
+        "sfbroker: usage_error: no broker URL: pass --url or set SFBROKER_URL "
+        "(see sfbroker --help)\n"
+    )
+
+
+def test_missing_token_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SFBROKER_URL", BASE_URL)
+
+    assert run_cli(FakeTransport(), "orgs", "list") == ExitCode.USAGE
+
+    assert "no credentials: set SFBROKER_TOKEN" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_token_and_iam_exclude_each_other_wherever_they_are_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    transport = FakeTransport()
+
+    assert run_cli(transport, "--token", "x", "token", "u", "--iam") == ExitCode.USAGE
+
+    assert "--token and --iam exclude each other" in capsys.readouterr().err
+    assert transport.sent == []
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["token"],
+        ["orgs"],
+        ["token", "u", "--min-validity", "-5"],
+        ["--timeout", "0", "health"],
+        ["--format", "yaml", "health"],
+        ["sandbox", "auth", "uat"],  # not shipped until its route exists
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        run_cli(FakeTransport(), *argv)
+    assert caught.value.code == ExitCode.USAGE
+
+
+# --- CLI: API errors ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize(
+    ("status", "error", "exit_code"),
+    [
+        (400, "invalid_request", ExitCode.USAGE),
+        (401, "unauthorized", ExitCode.AUTH),
+        (403, "forbidden", ExitCode.AUTH),
+        (404, "org_not_found", ExitCode.NOT_FOUND),
+        (409, "org_credentials_invalid", ExitCode.CONFLICT),
+        (422, "not_a_dev_hub", ExitCode.CONFLICT),
+        (500, "internal_error", ExitCode.ERROR),
+        (502, "salesforce_error", ExitCode.ERROR),
+        (503, "dependency_unavailable", ExitCode.ERROR),
+        (504, "salesforce_timeout", ExitCode.ERROR),
+    ],
+)
+def test_api_error_is_one_line_on_stderr_with_its_exit_code(
+    status: int, error: str, exit_code: ExitCode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = {"error": error, "message": "Org 'x' is not registered", "requestId": "1234"}
+    transport = FakeTransport(Canned(status, body))
+
+    assert run_cli(transport, "token", "x") == exit_code
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"sfbroker: {error}: Org 'x' is not registered (request 1234)\n"
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_validation_details_are_on_the_same_line(capsys: pytest.CaptureFixture[str]) -> None:
+    body = {
+        "error": "invalid_request",
+        "message": "Invalid request",
+        "requestId": "r-1",
+        "details": [{"field": "minValiditySeconds", "message": "must be at most 7200"}],
+    }
+    transport = FakeTransport(Canned(400, body))
+
+    assert run_cli(transport, "token", "x", "--min-validity", "9999") == ExitCode.USAGE
+
+    assert capsys.readouterr().err == (
+        "sfbroker: invalid_request: Invalid request "
+        "(minValiditySeconds: must be at most 7200) (request r-1)\n"
+    )
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize(
+    ("answer", "line", "exit_code"),
+    [
+        (
+            Canned(403, {"message": "Missing Authentication Token"}, {"x-amzn-RequestId": "a-1"}),
+            "sfbroker: forbidden: Missing Authentication Token (request a-1)\n",
+            ExitCode.AUTH,
+        ),
+        (
+            Canned(502, "<html><title>502 Bad Gateway</title>\n<body>x</body></html>"),
+            "sfbroker: bad_gateway: 502 Bad Gateway\n",
+            ExitCode.ERROR,
+        ),
+        (Canned(500, ""), "sfbroker: http_500: Canned\n", ExitCode.ERROR),
+    ],
+)
+def test_foreign_error_bodies_still_give_one_clear_line(
+    answer: Canned, line: str, exit_code: ExitCode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(FakeTransport(answer), "token", "x") == exit_code
+    assert capsys.readouterr().err == line
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_unreachable_server_exits_6(capsys: pytest.CaptureFixture[str]) -> None:
+    transport = FakeTransport(requests.ConnectTimeout("timed out"))
+
+    assert run_cli(transport, "--timeout", "3", "token", "x") == ExitCode.NETWORK
+
+    assert capsys.readouterr().err == (
+        "sfbroker: connection_failed: cannot reach https://broker.example.com: "
+        "no answer within 3 s\n"
+    )
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_a_token_never_appears_in_an_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # A misbehaving server (or proxy) that echoes credentials must not make us print them.
+    body = {
+        "error": "forbidden",
+        "message": f"token {API_TOKEN} cannot read {ACCESS_TOKEN} nor sfb_x_y or {AUTH_URL}",
+    }
+    transport = FakeTransport(Canned(403, body))
+
+    assert run_cli(transport, "token", "x") == ExitCode.AUTH
+
+    err = capsys.readouterr().err
+    for secret in (API_TOKEN, ACCESS_TOKEN, "sfb_x_y", AUTH_URL, "5Aep861"):
+        assert secret not in err
+    assert err.count("\n") == 1
+
+
+def test_redact_masks_known_values_and_secret_shapes() -> None:
+    assert redact("a hunter2 b", ["hunter2"]) == "a ********** b"
+    assert redact("exclude", ["x"]) == "exclude"  # too short to be a secret
+    assert redact(f"x {ACCESS_TOKEN} y") == "x ********** y"
+
+
+# --- --sf-login ----------------------------------------------------------------------------
+
+FAKE_SF = """\
+#!{python}
+# A stand-in for the Salesforce CLI: records what it was given, answers like `sf --json`.
+import json, os, sys
+
+record = {{
+    "argv": sys.argv[1:],
+    "stdin": sys.stdin.read(),
+    "env": {{k: v for k, v in os.environ.items() if k.startswith(("SF", "FAKE_"))}},
+}}
+with open(os.environ["FAKE_SF_RECORD"], "w") as fh:
+    json.dump(record, fh)
+status = int(os.environ.get("FAKE_SF_EXIT", "0"))
+if status:
+    print(json.dumps({{"status": status, "name": "BadToken",
+                      "message": "Bad token " + os.environ.get("SF_ACCESS_TOKEN", "")}}))
+    print("Error (1): something broke", file=sys.stderr)
+else:
+    print(json.dumps({{"status": 0, "result": {{"username": "admin@acme.com",
+                                               "orgId": "00D000000000001EAA"}}}}))
+sys.exit(status)
+"""
+
+
+@dataclass
+class FakeSf:
+    path: Path
+    record_file: Path
+
+    def record(self) -> dict[str, Any]:
+        recorded: dict[str, Any] = json.loads(self.record_file.read_text())
+        return recorded
+
+
+@pytest.fixture
+def fake_sf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSf:
+    path = tmp_path / "bin" / "sf"
+    path.parent.mkdir()
+    path.write_text(FAKE_SF.format(python=sys.executable))
+    path.chmod(0o755)
+    record_file = tmp_path / "sf-record.json"
+    monkeypatch.setenv("FAKE_SF_RECORD", str(record_file))
+    return FakeSf(path, record_file)
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_sf_login_passes_the_access_token_in_the_environment_not_argv(
+    fake_sf: FakeSf, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    code = run_cli(
+        transport, "token", "admin@acme.com", "--sf-login", "ci-org", "--sf-bin", str(fake_sf.path)
+    )
+
+    assert code == ExitCode.OK
+    record = fake_sf.record()
+    assert record["argv"] == [
+        "org", "login", "access-token", "--instance-url", "https://acme.my.salesforce.com",
+        "--alias", "ci-org", "--no-prompt", "--json",
+    ]  # fmt: skip
+    assert all(ACCESS_TOKEN not in arg for arg in record["argv"])
+    assert record["env"]["SF_ACCESS_TOKEN"] == ACCESS_TOKEN
+    assert "SFBROKER_TOKEN" not in record["env"]  # the broker token stays with us
+    assert record["stdin"] == ""
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == TOKEN_BODY  # sf's own output does not mix in
+    assert "Salesforce CLI logged in to admin@acme.com as 'ci-org'" in captured.err
+
+
+def test_sf_login_sends_an_auth_url_on_stdin_not_argv(fake_sf: FakeSf) -> None:
+    credentials = {"sfdxAuthUrl": AUTH_URL, "accessToken": ACCESS_TOKEN, "username": "u"}
+
+    login = log_in(credentials, "pool-org", str(fake_sf.path))
+
+    record = fake_sf.record()
+    assert record["argv"] == [
+        "org", "login", "sfdx-url", "--sfdx-url-stdin", "-", "--alias", "pool-org", "--json",
+    ]  # fmt: skip
+    assert record["stdin"] == AUTH_URL + "\n"
+    assert "SF_ACCESS_TOKEN" not in record["env"]
+    assert login.username == "admin@acme.com"
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_sf_bin_comes_from_the_environment(
+    fake_sf: FakeSf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SFBROKER_SF_BIN", str(fake_sf.path))
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    assert run_cli(transport, "token", "admin@acme.com", "--sf-login", "x") == ExitCode.OK
+    assert fake_sf.record()["argv"][:3] == ["org", "login", "access-token"]
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_sf_login_failure_is_one_line_exit_7_and_leaks_nothing(
+    fake_sf: FakeSf,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    github_files: tuple[Path, Path],
+) -> None:
+    monkeypatch.setenv("FAKE_SF_EXIT", "1")
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    code = run_cli(
+        transport, "--format", "github", "token", "admin@acme.com",
+        "--sf-login", "x", "--sf-bin", str(fake_sf.path),
+    )  # fmt: skip
+
+    assert code == ExitCode.SF_LOGIN
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "sfbroker: sf_login_failed: 'sf org login access-token' exited with status 1: "
+        "BadToken: Bad token **********\n"
+    )
+    assert ACCESS_TOKEN not in captured.out
+    assert ACCESS_TOKEN not in github_files[0].read_text()  # nothing exported on failure
+
+
+def test_sf_login_failure_never_echoes_the_auth_url(
+    fake_sf: FakeSf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SF_EXIT", "1")
+
+    with pytest.raises(SfLoginFailed) as caught:
+        log_in({"sfdxAuthUrl": AUTH_URL}, "x", str(fake_sf.path))
+
+    assert "exited with status 1" in str(caught.value)
+    assert AUTH_URL not in str(caught.value)
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_missing_sf_executable_exits_7(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+    missing = str(tmp_path / "nowhere" / "sf")
+
+    code = run_cli(transport, "token", "admin@acme.com", "--sf-login", "x", "--sf-bin", missing)
+
+    assert code == ExitCode.SF_LOGIN
+    assert capsys.readouterr().err.startswith("sfbroker: sf_login_failed: Salesforce CLI not found")
+
+
+def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit codes:" in out
+    assert "\n  7  the Salesforce CLI login (--sf-login) failed\n" in out

@@ -1,0 +1,191 @@
+"""The Salesforce client against canned answers from a transport adapter (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+from sfbroker.authurl import parse_auth_url
+from sfbroker.errors import CredentialsRejected, HostNotAllowed, SalesforceError, SalesforceTimeout
+from sfbroker.salesforce import HostPolicy, SalesforceClient
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+AUTH = parse_auth_url("force://PlatformCLI::5AepREFRESH@acme.my.salesforce.com")
+GRANT_BODY = {
+    "access_token": "00Dxx!AQ.ACCESS",
+    "instance_url": "https://acme.my.salesforce.com",
+    "id": "https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001Sv6e",
+    "token_type": "Bearer",
+    "issued_at": "1732540000000",
+    "signature": "sig",
+}
+
+Answer = Callable[[requests.PreparedRequest], requests.Response | Exception]
+
+
+class CannedTransport(BaseAdapter):
+    def __init__(self, answer: Answer) -> None:
+        super().__init__()
+        self.answer = answer
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:  # type: ignore[override]
+        self.sent.append(request)
+        result = self.answer(request)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def close(self) -> None:
+        return None
+
+
+def respond(status: int, body: Any) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return response
+
+
+def client(
+    answer: Answer, policy: HostPolicy | None = None
+) -> tuple[SalesforceClient, CannedTransport]:
+    transport = CannedTransport(answer)
+    session = requests.Session()
+    session.mount("https://", transport)
+    session.mount("http://", transport)
+    hosts = policy or HostPolicy(("*.salesforce.com",))
+    return SalesforceClient(session, hosts, api_version="62.0", timeout=1), transport
+
+
+def test_refresh_sends_the_grant_and_reads_the_identity() -> None:
+    sf, transport = client(lambda _: respond(200, GRANT_BODY))
+    grant = sf.refresh(AUTH)
+    assert grant.org_id == "00Dxx0000001gPL"
+    assert grant.user_id == "005xx000001Sv6e"
+    assert grant.refresh_token is None
+    assert grant.access_token.get_secret_value() == "00Dxx!AQ.ACCESS"
+    sent = transport.sent[0]
+    assert sent.url == "https://acme.my.salesforce.com/services/oauth2/token"
+    assert "grant_type=refresh_token" in str(sent.body)
+    assert "client_secret" not in str(sent.body)
+
+
+def test_a_rotated_refresh_token_is_returned() -> None:
+    sf, _ = client(lambda _: respond(200, {**GRANT_BODY, "refresh_token": "5AepNEW"}))
+    rotated = sf.refresh(AUTH).refresh_token
+    assert rotated is not None
+    assert rotated.get_secret_value() == "5AepNEW"
+
+
+@pytest.mark.parametrize("code", ["invalid_grant", "invalid_client_id", "invalid_client"])
+def test_rejected_credentials(code: str) -> None:
+    sf, _ = client(lambda _: respond(400, {"error": code, "error_description": "x"}))
+    with pytest.raises(CredentialsRejected):
+        sf.refresh(AUTH)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (respond(503, [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}]), SalesforceError),
+        (respond(200, b"<html>not json</html>"), SalesforceError),
+        (respond(200, {"access_token": "x"}), SalesforceError),
+        (respond(400, {"error": "unsupported_grant_type"}), SalesforceError),
+        (requests.ConnectionError("refused"), SalesforceError),
+        (requests.ReadTimeout("slow"), SalesforceTimeout),
+        (
+            requests.ConnectionError(MaxRetryError(None, "/", ReadTimeoutError(None, "/", "slow"))),  # type: ignore[arg-type]
+            SalesforceTimeout,
+        ),
+    ],
+)
+def test_failures_become_domain_errors_without_secrets(answer: Any, error: type[Exception]) -> None:
+    sf, _ = client(lambda _: answer)
+    with pytest.raises(error) as caught:
+        sf.refresh(AUTH)
+    assert "5AepREFRESH" not in str(caught.value)
+
+
+def test_an_instance_url_outside_the_allow_list_is_never_called() -> None:
+    sf, transport = client(
+        lambda _: respond(200, {**GRANT_BODY, "instance_url": "https://169.254.169.254"})
+    )
+    with pytest.raises(SalesforceError):
+        sf.refresh(AUTH)
+    assert len(transport.sent) == 1
+
+
+def test_a_host_outside_the_allow_list_is_refused_before_any_request() -> None:
+    sf, transport = client(lambda _: respond(200, GRANT_BODY))
+    with pytest.raises(HostNotAllowed):
+        sf.refresh(parse_auth_url("force://PlatformCLI::5AepREFRESH@evil.example.com"))
+    assert transport.sent == []
+
+
+def test_rest_calls_carry_the_bearer_token_and_escape_queries() -> None:
+    def answer(request: requests.PreparedRequest) -> requests.Response:
+        if request.url and "oauth2/token" in request.url:
+            return respond(200, GRANT_BODY)
+        if request.url and "userinfo" in request.url:
+            return respond(
+                200,
+                {
+                    "preferred_username": "admin@acme.com",
+                    "organization_id": "00D",
+                    "user_id": "005",
+                },
+            )
+        if request.url and "describe" in request.url:
+            return respond(404, [{"errorCode": "NOT_FOUND", "message": "x"}])
+        return respond(
+            200,
+            {
+                "totalSize": 1,
+                "done": True,
+                "records": [
+                    {
+                        "Id": "00D",
+                        "IsSandbox": True,
+                        "OrganizationType": "Developer Edition",
+                        "TrialExpirationDate": "2027-01-01",
+                    }
+                ],
+            },
+        )
+
+    sf, transport = client(answer)
+    grant = sf.refresh(AUTH)
+    assert sf.userinfo(grant).username == "admin@acme.com"
+    info = sf.organization(grant)
+    assert (info.is_sandbox, info.trial_expiration_date) == (True, "2027-01-01")
+    assert sf.is_dev_hub(grant) is False
+    for request in transport.sent[1:]:
+        assert request.headers["Authorization"] == "Bearer 00Dxx!AQ.ACCESS"
+    assert "SELECT%20Id" in str(transport.sent[2].url)
+
+
+def test_host_policy_schemes_and_globs() -> None:
+    policy = HostPolicy(("*.salesforce.com", "*.force.com"), ("127.0.0.1:*", "localhost:*"))
+    assert policy.base_url("acme.my.salesforce.com") == "https://acme.my.salesforce.com"
+    assert policy.base_url("127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert (
+        policy.check_url("https://acme.lightning.force.com/") == "https://acme.lightning.force.com"
+    )
+    for bad in (
+        "http://acme.my.salesforce.com",
+        "ftp://acme.my.salesforce.com",
+        "https://user@acme.my.salesforce.com",
+        "https://salesforce.com.evil.io",
+        "https://127.0.0.1:8080",
+    ):
+        with pytest.raises(SalesforceError):
+            policy.check_url(bad)
+    with pytest.raises(HostNotAllowed):
+        policy.base_url("127.0.0.2:80")
+    with pytest.raises(HostNotAllowed):
+        HostPolicy(("*.salesforce.com",)).base_url("127.0.0.1:8080")
