@@ -39,7 +39,7 @@ $(NODE_TOOLS): local/node/package.json
 	@touch $@
 
 run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, PORT=3000)
-	$(PY) -m local.stack --port $(PORT) --db $(DB)
+	PYTHONPATH=layers/common $(PY) -m local.stack --port $(PORT) --db $(DB)
 
 test: lint validate-template pytest ## Everything CI checks
 
@@ -72,7 +72,7 @@ e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stac
 	$(VENV)/bin/pytest tests/e2e -q
 
 bench: $(VENV)/.installed $(NODE_TOOLS) ## Print call counts, cold-import ratio and latency percentiles
-	$(PY) -m tests.bench
+	PYTHONPATH=layers/common $(PY) -m tests.bench
 
 clean: ## Remove virtualenvs, caches and node tools
 	rm -rf $(VENV) $(SAM_VENV) local/node/node_modules .mypy_cache .ruff_cache .pytest_cache .coverage .aws-sam

@@ -13,13 +13,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-__all__ = ["BASE_EVENT", "EVENTS_DIR", "load_event", "proxy_event"]
+__all__ = ["BASE_EVENT", "EVENTS_DIR", "load_event", "proxy_event", "request_event"]
 
 EVENTS_DIR: Final = Path(__file__).resolve().parent.parent / "events"
 # Unauthenticated and without body: the neutral starting point for every event.
@@ -64,44 +64,126 @@ def proxy_event(
     ``iam_arn`` fills the SigV4 caller identity; ``authorizer`` becomes
     ``requestContext.authorizer`` (what a Lambda authorizer returned as context).
     """
-    event = load_event(BASE_EVENT)
     path_params = dict(path_params or {})
-    path = _expand_path(path_template, path_params)
-    event_headers = _headers(headers, event["headers"], body is not None, source_ip)
+    event_headers = _headers(
+        headers, load_event(BASE_EVENT)["headers"], body is not None, source_ip
+    )
+    return _event(
+        method,
+        path_template,
+        _expand_path(path_template, path_params),
+        path_params=path_params,
+        query=list((query or {}).items()),
+        headers=list(event_headers.items()),
+        body=body,
+        identity=_iam_identity(iam_arn),
+        authorizer=authorizer,
+        source_ip=source_ip,
+        request_id=request_id,
+    )
 
-    event["resource"] = path_template
+
+def request_event(
+    method: str,
+    resource: str,
+    path: str,
+    *,
+    stage: str,
+    api_id: str,
+    path_params: Mapping[str, str] | None,
+    query: Sequence[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
+    body: bytes | None,
+    identity: Mapping[str, str | None] | None,
+    authorizer: Mapping[str, Any] | None,
+    source_ip: str,
+    request_id: str,
+) -> dict[str, Any]:
+    """The event API Gateway sends for a request received over HTTP (the local emulator).
+
+    ``path`` is the request path exactly as the client sent it (percent-encoding kept,
+    stage prefix removed); ``path_params`` are the decoded values of the route's
+    parameters. ``query`` and ``headers`` are (name, value) pairs in order received,
+    repeated names allowed: the single-value maps keep the last value, as API Gateway
+    does. ``identity`` fills the SigV4 caller fields (``None``: all null). An empty body
+    is ``null``; a body that is not UTF-8 is passed base64-encoded.
+    """
+    return _event(
+        method,
+        resource,
+        path,
+        path_params=dict(path_params or {}),
+        query=query,
+        headers=headers,
+        body=body or None,
+        identity=identity or dict.fromkeys(_IAM_IDENTITY_FIELDS),
+        authorizer=authorizer,
+        source_ip=source_ip,
+        request_id=request_id,
+        stage=stage,
+        api_id=api_id,
+    )
+
+
+def _event(
+    method: str,
+    resource: str,
+    path: str,
+    *,
+    path_params: Mapping[str, str],
+    query: Sequence[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
+    body: str | bytes | None,
+    identity: Mapping[str, str | None],
+    authorizer: Mapping[str, Any] | None,
+    source_ip: str,
+    request_id: str | None,
+    stage: str | None = None,
+    api_id: str | None = None,
+) -> dict[str, Any]:
+    event = load_event(BASE_EVENT)
+    event_headers = dict(headers)
+    event["resource"] = resource
     event["path"] = path
     event["httpMethod"] = method.upper()
-    event["pathParameters"] = path_params or None
-    event["queryStringParameters"] = dict(query) if query else None
-    event["multiValueQueryStringParameters"] = (
-        {name: [value] for name, value in query.items()} if query else None
-    )
+    event["pathParameters"] = dict(path_params) or None
+    event["queryStringParameters"] = dict(query) or None
+    event["multiValueQueryStringParameters"] = _multi_value(query) or None
     event["headers"] = event_headers
-    event["multiValueHeaders"] = {name: [value] for name, value in event_headers.items()}
+    event["multiValueHeaders"] = _multi_value(headers)
     event["body"], event["isBase64Encoded"] = _body(body)
 
     context = event["requestContext"]
     now = time.time()
+    if stage is not None:
+        context["stage"] = stage
+    if api_id is not None:
+        context["apiId"] = api_id
     context["requestId"] = request_id or str(uuid.uuid4())
     context["extendedRequestId"] = base64.b32encode(uuid.uuid4().bytes)[:16].decode()
     context["requestTime"] = _request_time(now)
     context["requestTimeEpoch"] = int(now * 1000)
     context["path"] = f"/{context['stage']}{path}"
-    context["resourcePath"] = path_template
+    context["resourcePath"] = resource
     context["httpMethod"] = method.upper()
     context["domainName"] = _header(event_headers, "Host") or context["domainName"]
     context["domainPrefix"] = context["domainName"].split(".", 1)[0]
 
-    identity = context["identity"]
-    identity["sourceIp"] = source_ip
-    identity["userAgent"] = _header(event_headers, "User-Agent")
-    identity.update(_iam_identity(iam_arn))
+    context["identity"]["sourceIp"] = source_ip
+    context["identity"]["userAgent"] = _header(event_headers, "User-Agent")
+    context["identity"].update(identity)
     if authorizer is not None:
         context["authorizer"] = dict(authorizer)
     else:
         context.pop("authorizer", None)
     return event
+
+
+def _multi_value(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    return values
 
 
 def _expand_path(path_template: str, path_params: Mapping[str, str]) -> str:

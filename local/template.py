@@ -443,9 +443,7 @@ class ApiSpec:
     authorizers: dict[str, AuthorizerSpec]
 
 
-def apis(
-    template: Mapping[str, Any], parameters: Mapping[str, str] | None = None
-) -> list[ApiSpec]:
+def apis(template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> list[ApiSpec]:
     """Every REST API of the template with its stage and authorizers, in template order.
 
     ``Globals.Api.Auth`` is merged under each API's own ``Auth``. SAM's implicit API is

@@ -11,45 +11,40 @@ from sfbroker import runtime
 
 from local import template as sam
 from local.fake_salesforce import FakeSalesforceServer, start_fake_salesforce
+from local.provision import provision
 from tests.support.broker import Broker
-
-LOCAL_SALESFORCE_HOSTS = "127.0.0.1:*,localhost:*"
 
 
 @pytest.fixture(params=["moto", "dynamodb-local"])
-def database_endpoint(request: pytest.FixtureRequest, moto_endpoint: str) -> str:
+def database_endpoint(request: pytest.FixtureRequest) -> str | None:
     """Every test that uses the database runs on moto and on DynamoDB Local."""
     if request.param == "moto":
-        return moto_endpoint
+        return None  # the tables live in moto's server, beside the keys
     endpoint: str = request.getfixturevalue("dynamodb_local_endpoint")
     return endpoint
 
 
 @pytest.fixture
 def broker(
-    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, database_endpoint: str
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, database_endpoint: str | None
 ) -> Iterator[Broker]:
-    """Fresh tables (from template.yaml) and a fresh KMS key, handlers configured as deployed."""
+    """Fresh tables and key (from template.yaml), handlers configured as deployed."""
     template = sam.load_template()
-    suffix = uuid.uuid4().hex[:8]
-    names = {"Table": f"sfbroker-{suffix}", "IdempotencyTable": f"sfbroker-idem-{suffix}"}
-    dynamodb = boto3.client("dynamodb", endpoint_url=database_endpoint)
-    sam.create_tables(dynamodb, names, template=template)
-    kms = boto3.client("kms", endpoint_url=moto_endpoint)
-    key_arn = kms.create_key(Description="sfbroker test")["KeyMetadata"]["Arn"]
-
-    refs = {**names, "EnvelopeKey": key_arn, "EnvelopeKey.Arn": key_arn}
-    for spec in sam.functions(template):
-        for name, value in sam.function_environment(spec, refs, template=template).items():
-            monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", database_endpoint)
-    monkeypatch.setenv("SALESFORCE_HTTP_HOSTS", LOCAL_SALESFORCE_HOSTS)
+    resources = provision(
+        aws_endpoint_url=moto_endpoint,
+        dynamodb_endpoint_url=database_endpoint,
+        stack_name=f"t{uuid.uuid4().hex[:10]}",
+        template=template,
+    )
+    for name, value in resources.environment.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SALESFORCE_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("SALESFORCE_MAX_RETRIES", "2")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "sfbroker")
     runtime.reset()
-    harness = Broker(template=template, table_name=names["Table"], dynamodb=dynamodb)
+    dynamodb = boto3.client("dynamodb", endpoint_url=database_endpoint or moto_endpoint)
+    harness = Broker(
+        template=template, table_name=resources.table_names["Table"], dynamodb=dynamodb
+    )
     harness.watch_aws()
     yield harness
     runtime.reset()

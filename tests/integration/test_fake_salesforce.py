@@ -39,7 +39,6 @@ def seed(fake: FakeSalesforceServer) -> DefaultSeed:
     return fake.seed_default()
 
 
-
 def token_request(fake: FakeSalesforceServer, **form: str) -> requests.Response:
     return requests.post(f"{fake.base_url}/services/oauth2/token", data=form, timeout=5)
 
