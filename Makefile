@@ -34,8 +34,8 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
 	@touch $@
 
-$(NODE_TOOLS): local/node/package.json
-	cd local/node && npm install --no-audit --no-fund --loglevel=error
+$(NODE_TOOLS): local/node/package.json local/node/package-lock.json
+	cd local/node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, PORT=3000)

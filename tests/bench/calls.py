@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, redirect_stdout
 
@@ -60,7 +60,9 @@ def bench_stack() -> Iterator[tuple[Broker, FakeSalesforceServer]]:
         moto.stop()
 
 
-def _measure(broker: Broker, salesforce: FakeSalesforceServer, requests: int, call) -> str:  # type: ignore[no-untyped-def]
+def _measure(
+    broker: Broker, salesforce: FakeSalesforceServer, requests: int, call: Callable[[], object]
+) -> str:
     broker.aws_calls.clear()
     salesforce.reset_counts()
     for _ in range(requests):
