@@ -4,11 +4,12 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sfbroker.auth.access import ROUTE_ACCESS
 from sfbroker.http import build_resolver
 from sfbroker.observability import logger, tracer
 from sfbroker.routes import meta, orgs
 
-app = build_resolver(meta.router, orgs.router)
+app = build_resolver(meta.router, orgs.router, access=ROUTE_ACCESS)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

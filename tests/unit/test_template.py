@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sfbroker.auth.access import ROUTE_ACCESS
 
 from local.template import (
     REPO_ROOT,
@@ -29,12 +31,18 @@ EXPECTED_ROUTES = {
     ("OrgsFunction", "GET", "/health"),
     ("OrgsFunction", "GET", "/openapi.json"),
     ("TokensFunction", "POST", "/orgs/{username}/token"),
+    ("AdminFunction", "POST", "/api-tokens"),
+    ("AdminFunction", "GET", "/api-tokens"),
+    ("AdminFunction", "DELETE", "/api-tokens/{id}"),
+    ("AdminFunction", "GET", "/audit"),
 }
+APIS = ("IamApi", "TokenApi")
 REFS = {
     "Table": "sfbroker-local",
     "IdempotencyTable": "sfbroker-local-idempotency",
     "EnvelopeKey": "alias/sfbroker-local",
     "IamApi": "a1b2c3d4e5",
+    "TokenApi": "t0k3n4p1id",
 }
 
 
@@ -77,7 +85,12 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def test_functions_are_the_expected_ones(specs: list[FunctionSpec]) -> None:
-    assert [spec.logical_id for spec in specs] == ["OrgsFunction", "TokensFunction"]
+    assert [spec.logical_id for spec in specs] == [
+        "OrgsFunction",
+        "TokensFunction",
+        "AuthorizerFunction",
+        "AdminFunction",
+    ]
 
 
 def test_every_function_has_its_handler_module(specs: list[FunctionSpec]) -> None:
@@ -118,26 +131,56 @@ def test_common_layer_ships_the_package(template: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- API
 
 
-def test_routes_are_exactly_the_documented_ones(template: dict[str, Any]) -> None:
+def test_routes_are_exactly_the_documented_ones_on_both_apis(template: dict[str, Any]) -> None:
     routes = api_routes(template)
-    assert {(r.function_logical_id, r.method, r.path) for r in routes} == EXPECTED_ROUTES
-    assert len(routes) == len(EXPECTED_ROUTES), "a route is declared twice"
+    assert {(r.function_logical_id, r.api_logical_id, r.method, r.path) for r in routes} == {
+        (function, api, method, path) for function, method, path in EXPECTED_ROUTES for api in APIS
+    }
+    assert len(routes) == len(EXPECTED_ROUTES) * len(APIS), "a route is declared twice"
 
 
-def test_every_route_is_on_the_iam_api(template: dict[str, Any]) -> None:
+def test_the_iam_api(template: dict[str, Any]) -> None:
     api = _resource(template, "IamApi")
     assert api["Type"] == "AWS::Serverless::Api"
     assert api["Properties"]["StageName"] == "v1"
     assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
-    assert {route.api_logical_id for route in api_routes(template)} == {"IamApi"}
+
+
+def test_the_token_api_authorizes_with_the_request_authorizer(template: dict[str, Any]) -> None:
+    api = _resource(template, "TokenApi")
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["StageName"] == "v1"
+    auth = api["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "ApiTokenAuthorizer"
+    authorizer = auth["Authorizers"]["ApiTokenAuthorizer"]
+    assert authorizer["FunctionPayloadType"] == "REQUEST"
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert authorizer["Identity"] == {
+        "Headers": ["Authorization"],
+        "ReauthorizeEvery": {"Ref": "AuthorizerCacheTtlSeconds"},
+    }
+    ttl = template["Parameters"]["AuthorizerCacheTtlSeconds"]
+    assert (ttl["Default"], ttl["MinValue"], ttl["MaxValue"]) == (60, 0, 3600)
+    assert _resource(template, "AuthorizerFunction")["Properties"].get("Events") is None
+
+
+def test_every_route_has_an_access_rule_and_every_rule_a_route(template: dict[str, Any]) -> None:
+    routes = {(route.method, route.path): route for route in api_routes(template)}
+    assert set(routes) == set(ROUTE_ACCESS), "template.yaml and sfbroker/auth/access.py differ"
+    for (method, path), rule in ROUTE_ACCESS.items():
+        assert rule.public == routes[(method, path)].auth_none, path
+        if rule.target is not None:
+            # The target is built from the route's path parameters only.
+            parameters = dict.fromkeys(re.findall(r"\{([^}+]+)\+?\}", path), "x")
+            assert rule.target_of(parameters), (method, path)
 
 
 def test_only_health_is_unauthenticated(template: dict[str, Any]) -> None:
     open_routes = [route for route in api_routes(template) if route.auth_none]
-    assert open_routes == [RouteSpec("OrgsFunction", "IamApi", "GET", "/health", True)]
+    assert open_routes == [RouteSpec("OrgsFunction", api, "GET", "/health", True) for api in APIS]
     for spec in functions(template):
         resource = _resource(template, spec.logical_id)
-        for event in resource["Properties"]["Events"].values():
+        for event in (resource["Properties"].get("Events") or {}).values():
             auth = event["Properties"].get("Auth", {})
             # Only ever NONE on /health: no route opts into another authorizer either.
             assert set(auth) <= {"Authorizer"}, event
@@ -159,8 +202,31 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert resolve(outputs["IamApiUrl"]["Value"], REFS) == (
         "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/v1"
     )
+    assert resolve(outputs["TokenApiUrl"]["Value"], REFS) == (
+        "https://t0k3n4p1id.execute-api.us-east-1.amazonaws.com/v1"
+    )
+    assert resolve(outputs["RevokedTokenGraceSeconds"]["Value"], REFS) == "60"
     assert outputs["TableName"]["Value"] == {"Ref": "Table"}
     assert outputs["EnvelopeKeyArn"]["Value"] == {"Fn::GetAtt": ["EnvelopeKey", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("output", "resource"),
+    [
+        ("CiRolePolicyExample", "a1b2c3d4e5/v1/POST/orgs/*/token"),
+        ("AdminRolePolicyExample", "a1b2c3d4e5/v1/*/*"),
+    ],
+)
+def test_example_role_policies_are_policy_documents(
+    template: dict[str, Any], output: str, resource: str
+) -> None:
+    import json
+
+    policy = json.loads(resolve(template["Outputs"][output]["Value"], REFS))
+    (statement,) = policy["Statement"]
+    assert policy["Version"] == "2012-10-17"
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "execute-api:Invoke")
+    assert statement["Resource"] == f"arn:aws:execute-api:us-east-1:123456789012:{resource}"
 
 
 # ---------------------------------------------------------------- IAM
@@ -219,6 +285,29 @@ def test_dynamodb_grants(
     (statement,) = _grants(template, logical_id, "dynamodb")
     assert {action.removeprefix("dynamodb:") for action in statement["Action"]} == actions
     assert _as_list(statement["Resource"]) == resources
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "actions"),
+    [
+        ("AuthorizerFunction", {"GetItem", "UpdateItem", "PutItem"}),
+        ("AdminFunction", {"GetItem", "PutItem", "UpdateItem", "Query"}),
+    ],
+)
+def test_token_and_audit_grants_are_bound_to_their_partitions(
+    template: dict[str, Any], logical_id: str, actions: set[str]
+) -> None:
+    table_statement, *index_statements = _grants(template, logical_id, "dynamodb")
+    assert {a.removeprefix("dynamodb:") for a in table_statement["Action"]} == actions
+    assert table_statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    assert table_statement["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["APITOKEN#*", "AUDIT#*"]}
+    }
+    # Listing tokens reads GSI1 (its partition key is not the table's); nothing else.
+    for statement in index_statements:
+        assert statement["Action"] == ["dynamodb:Query"]
+        assert statement["Resource"] == {"Fn::Sub": "${Table.Arn}/index/GSI1"}
+    assert not _grants(template, logical_id, "kms")
 
 
 @pytest.mark.parametrize("logical_id", ["OrgsFunction", "TokensFunction"])
@@ -317,6 +406,8 @@ def test_function_environment(specs: list[FunctionSpec]) -> None:
             "SALESFORCE_HTTP_HOSTS": "",
             "SALESFORCE_API_VERSION": "62.0",
             "ACCESS_TOKEN_TTL_SECONDS": "5400",
+            "API_TOKEN_MAX_DAYS": "365",
+            "AUDIT_RETENTION_DAYS": "90",
             "POWERTOOLS_SERVICE_NAME": "sfbroker",
             "POWERTOOLS_METRICS_NAMESPACE": "sfbroker",
             "LOG_LEVEL": "INFO",

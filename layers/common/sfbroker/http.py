@@ -1,7 +1,10 @@
-"""The API's resolver: validation, the one exception-to-response mapping, the caller."""
+"""The API's resolver: validation, access rules and audit, the one error mapping, the caller."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -9,21 +12,61 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sfbroker.auth.principal import Principal, principal_from_request_context
-from sfbroker.errors import BrokerError, DependencyUnavailable, InvalidRequest, NotFound
+from sfbroker import runtime
+from sfbroker.auth.access import Access
+from sfbroker.auth.principal import (
+    ANONYMOUS,
+    Principal,
+    principal_from_request_context,
+    request_facts,
+)
+from sfbroker.errors import (
+    BrokerError,
+    DependencyUnavailable,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
 from sfbroker.observability import logger
+from sfbroker.services.audit import PendingAudit
+
+AccessRules = Mapping[tuple[str, str], Access]
+Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
 
 
-def build_resolver(*routers: Router) -> APIGatewayRestResolver:
-    """A REST resolver with validation on and every error answered as API.md says."""
+@dataclass
+class _AuditedRequest:
+    """The audit event of the request being handled, and what its route said about it."""
+
+    pending: PendingAudit
+    action: str | None = None
+    target: str | None = None
+
+
+_audited: ContextVar[_AuditedRequest | None] = ContextVar("sfbroker_audited", default=None)
+
+
+def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGatewayRestResolver:
+    """A REST resolver with validation on and every error answered as API.md says.
+
+    With `access` (the functions pass `ROUTE_ACCESS`), every request is authorized by its
+    route's rule before the route runs — a route without a rule is refused — and audited
+    actions are recorded in the audit trail.
+    """
     app = APIGatewayRestResolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
+    if access is not None:
+        app.use([_access_middleware(access)])
 
     def error_response(error: BrokerError) -> Response[Any]:
+        if access is not None:
+            _audit_failure(app.current_event.raw_event, error, access)
         body: dict[str, Any] = {
             "error": error.code,
             "message": error.message,
@@ -41,6 +84,13 @@ def build_resolver(*routers: Router) -> APIGatewayRestResolver:
         return error_response(error)
 
     def on_validation_error(error: RequestValidationError) -> Response[Any]:
+        # Powertools validates before any middleware runs: a caller who may not call the
+        # route learns that (401/403), not what its body lacks.
+        if access is not None:
+            try:
+                _authorize(app.current_event.raw_event, access)
+            except BrokerError as refused:
+                return error_response(refused)
         return error_response(
             InvalidRequest("The request is not valid", details=validation_details(error))
         )
@@ -85,6 +135,15 @@ def current_principal(app: APIGatewayRestResolver | Router) -> Principal:
     return principal_from_request_context(app.current_event.raw_event.get("requestContext") or {})
 
 
+def note_for_audit(*, action: str | None = None, target: str | None = None) -> None:
+    """Name what an audited action turned out to be, when only the route knows it
+    (`org.replace` rather than `org.register`; the username Salesforce reported)."""
+    audited = _audited.get()
+    if audited is not None:
+        audited.action = action or audited.action
+        audited.target = target or audited.target
+
+
 def path_value(raw: str) -> str:
     """A path parameter as the client meant it.
 
@@ -97,3 +156,79 @@ def path_value(raw: str) -> str:
 def no_content() -> Response[Any]:
     """An empty 204 answer."""
     return Response(status_code=HTTPStatus.NO_CONTENT, body=None)
+
+
+def _access_middleware(access: AccessRules) -> Middleware:
+    def enforce_access(
+        app: APIGatewayRestResolver, next_middleware: NextMiddleware
+    ) -> Response[Any]:
+        event = app.current_event.raw_event
+        principal, rule = _authorize(event, access)
+        if rule.action is None or principal is None:
+            return next_middleware(app)
+        audited = _AuditedRequest(
+            runtime.audit_trail().begin(
+                request_facts(event),
+                actor=principal.id,
+                action=rule.action,
+                target=rule.target_of(event.get("pathParameters") or {}),
+            )
+        )
+        _audited.set(audited)
+        response = next_middleware(app)
+        _audited.set(None)
+        audited.pending.settle(
+            "success" if response.status_code < 400 else "error",
+            action=audited.action,
+            target=audited.target,
+        )
+        return response
+
+    return enforce_access
+
+
+def _authorize(event: Mapping[str, Any], access: AccessRules) -> tuple[Principal | None, Access]:
+    """The caller and the rule of the request's route; raises 401/403 when refused."""
+    rule = access.get(_route_of(event))
+    if rule is None:
+        logger.error("route has no access rule", extra={"route": " ".join(_route_of(event))})
+        raise Forbidden("This route has no access rule")
+    if rule.public:
+        return None, rule
+    principal = principal_from_request_context(event.get("requestContext") or {})
+    if rule.scope is not None:
+        principal.require(rule.scope, rule.target_of(event.get("pathParameters") or {}))
+    return principal, rule
+
+
+def _audit_failure(event: Mapping[str, Any], error: BrokerError, access: AccessRules) -> None:
+    """Settle the audited action that failed, or record a refused request (401/403)."""
+    audited = _audited.get()
+    _audited.set(None)
+    facts = request_facts(event)
+    denied = isinstance(error, Forbidden | Unauthorized)
+    if audited is not None and audited.pending.request_id == facts.request_id:
+        try:
+            audited.pending.settle(
+                "denied" if denied else "error",
+                action="request.denied" if denied else audited.action,
+                target=audited.target,
+                reason=error.message if denied else error.code,
+            )
+        except DependencyUnavailable:
+            logger.warning("audit event of a failed request not written")
+        return
+    if not denied:
+        return
+    try:
+        actor = principal_from_request_context(event.get("requestContext") or {}).id
+    except Unauthorized:
+        actor = ANONYMOUS
+    rule = access.get(_route_of(event))
+    target = rule.target_of(event.get("pathParameters") or {}) if rule else None
+    runtime.audit_trail().record_denial(facts, actor=actor, target=target, reason=error.message)
+
+
+def _route_of(event: Mapping[str, Any]) -> tuple[str, str]:
+    """Method and resource (`/orgs/{username}`): the route as `template.yaml` names it."""
+    return str(event.get("httpMethod", "")).upper(), str(event.get("resource", ""))

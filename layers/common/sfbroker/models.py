@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
+
+from sfbroker.auth.principal import Scope
 
 OrgType = Literal["production", "sandbox", "devhub", "scratch"]
 OrgStatus = Literal["active", "invalid"]
@@ -75,6 +77,68 @@ class AccessToken(ApiModel):
     org_id: str
     expires_at: datetime
     source: TokenSource
+
+
+OrgPattern = Annotated[str, Field(min_length=1, max_length=240, pattern=r"^[^\s]+$")]
+
+
+class CreateApiTokenRequest(ApiModel):
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[\w.@:/ -]+$")
+    scopes: list[Scope] = Field(min_length=1, max_length=len(get_args(Scope)))
+    orgs: list[OrgPattern] = Field(
+        default_factory=list,
+        max_length=50,
+        description="fnmatch patterns over usernames / `pool:<tag>`; empty: every org",
+    )
+    expires_in_days: int = Field(
+        default=90, ge=1, description="At most the deployment's API_TOKEN_MAX_DAYS"
+    )
+
+
+ApiTokenStatus = Literal["active", "expired", "revoked"]
+
+
+class ApiToken(ApiModel):
+    """An API token as listings show it: never the token or its hash."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    orgs: list[str]
+    status: ApiTokenStatus
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class CreatedApiToken(ApiToken):
+    token: str = Field(description="`sfb_<id>_<secret>`: shown once, only its hash is stored")
+
+
+class ApiTokenList(ApiModel):
+    api_tokens: list[ApiToken]
+
+
+AuditOutcome = Literal["success", "denied", "error"]
+
+
+class AuditEvent(ApiModel):
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    outcome: AuditOutcome
+    request_id: str
+    source_ip: str | None
+    route: str | None
+    reason: str | None
+
+
+class AuditPage(ApiModel):
+    events: list[AuditEvent]
+    next_token: str | None = Field(description="Pass as `nextToken` for the next page")
 
 
 class Health(ApiModel):

@@ -7,13 +7,13 @@ from typing import Any
 
 from sfbroker import __version__
 from sfbroker.http import build_resolver
-from sfbroker.routes import meta, orgs, tokens
+from sfbroker.routes import admin, meta, orgs, tokens
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for all routes (validation errors answer 400, not Powertools' 422)."""
-    app = build_resolver(meta.router, orgs.router, tokens.router)
+    app = build_resolver(meta.router, orgs.router, tokens.router, admin.router)
     document: dict[str, Any] = app.get_openapi_schema(
         title="sfbroker", version=__version__
     ).model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -7,6 +7,7 @@ when a request first needs them and then reused by every later request.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -16,9 +17,13 @@ from botocore.config import Config
 
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.salesforce import HostPolicy, SalesforceClient, new_session
+from sfbroker.services.api_tokens import ApiTokenService
+from sfbroker.services.audit import AuditTrail
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import TokenPolicy, TokenService
 from sfbroker.settings import get_settings
+from sfbroker.store.api_tokens import ApiTokenStore
+from sfbroker.store.audit import AuditStore
 from sfbroker.store.orgs import OrgStore
 from sfbroker.store.table import Table
 
@@ -47,8 +52,13 @@ def kms() -> KMSClient:
 
 
 @cache
+def table() -> Table:
+    return Table(dynamodb(), get_settings().table_name)
+
+
+@cache
 def org_store() -> OrgStore:
-    return OrgStore(Table(dynamodb(), get_settings().table_name))
+    return OrgStore(table())
 
 
 @cache
@@ -95,16 +105,40 @@ def token_service() -> TokenService:
     )
 
 
+@cache
+def api_token_service() -> ApiTokenService:
+    return ApiTokenService(ApiTokenStore(table()), utc_now, get_settings().api_token_max_days)
+
+
+@cache
+def audit_writer() -> ThreadPoolExecutor:
+    """Background threads for audit writes, so they overlap the request's own work."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit")
+
+
+@cache
+def audit_trail() -> AuditTrail:
+    return AuditTrail(
+        AuditStore(table()),
+        utc_now,
+        timedelta(days=get_settings().audit_retention_days),
+        audit_writer(),
+    )
+
+
 def reset() -> None:
     """Forget every collaborator (and the settings), e.g. after the environment changed."""
     for factory in (
         get_settings,
         dynamodb,
         kms,
+        table,
         org_store,
         envelope_cipher,
         salesforce,
         registration_service,
         token_service,
+        api_token_service,
+        audit_trail,
     ):
         factory.cache_clear()

@@ -42,6 +42,8 @@ class Settings(BaseModel):
     refresh_lock_seconds: int = Field(default=20, alias="REFRESH_LOCK_SECONDS", ge=1, le=120)
     data_key_cache_entries: int = Field(default=256, alias="DATA_KEY_CACHE_ENTRIES", ge=0)
     data_key_cache_seconds: int = Field(default=300, alias="DATA_KEY_CACHE_SECONDS", ge=0)
+    api_token_max_days: int = Field(default=365, alias="API_TOKEN_MAX_DAYS", ge=1, le=3650)
+    audit_retention_days: int = Field(default=90, alias="AUDIT_RETENTION_DAYS", ge=1, le=3650)
 
     @field_validator("salesforce_allowed_hosts", "salesforce_http_hosts", mode="before")
     @classmethod

@@ -6,26 +6,27 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sfbroker.errors import Forbidden, Unauthorized
 
-ADMIN_SCOPE = "admin"
-SCOPES = frozenset(
-    {
-        "orgs:read",
-        "orgs:write",
-        "token:issue",
-        "sandboxes:auth",
-        "sandboxes:auth-url",
-        "pools:read",
-        "pools:fetch",
-        "pools:admin",
-        "environments:read",
-        "environments:write",
-        ADMIN_SCOPE,
-    }
-)
+Scope = Literal[
+    "orgs:read",
+    "orgs:write",
+    "token:issue",
+    "sandboxes:auth",
+    "sandboxes:auth-url",
+    "pools:read",
+    "pools:fetch",
+    "pools:admin",
+    "environments:read",
+    "environments:write",
+    "admin",
+]
+ADMIN_SCOPE: Scope = "admin"
+SCOPES: frozenset[str] = frozenset(get_args(Scope))
+# The actor of a refused request that presented no usable credential.
+ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,31 @@ class Principal:
         if self.kind == "iam" or ADMIN_SCOPE in self.scopes or not self.org_patterns:
             return True
         return any(fnmatchcase(target.lower(), p.lower()) for p in self.org_patterns)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What identifies a request in the audit trail: its id, origin and route."""
+
+    request_id: str
+    source_ip: str | None
+    route: str | None
+
+
+def request_facts(event: Mapping[str, Any]) -> RequestFacts:
+    """Request id, source IP and route (`POST /orgs/{username}/token`) of an API Gateway
+    REST event (a proxy event or a REQUEST authorizer event: both carry them)."""
+    context = event.get("requestContext") or {}
+    return RequestFacts(
+        request_id=str(context.get("requestId") or "unknown"),
+        source_ip=(context.get("identity") or {}).get("sourceIp"),
+        route=f"{event.get('httpMethod', '?')} {event.get('resource', '?')}",
+    )
+
+
+def token_principal_id(token_id: str) -> str:
+    """How an API token appears as a principal (and as the actor of the audit trail)."""
+    return f"apitoken:{token_id}"
 
 
 def principal_from_request_context(context: Mapping[str, Any]) -> Principal:

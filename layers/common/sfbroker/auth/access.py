@@ -1,0 +1,58 @@
+"""Every route's access rule: the scope it needs, the target its org patterns apply to,
+and the action the audit trail records. One table, enforced for every request by the
+resolver (`sfbroker.http`) before a route runs; a route missing here is refused, and the
+authorization matrix test is generated from this table and `template.yaml`.
+
+`target` is a template over the route's path parameters: `"{username}"`, `"pool:{tag}"`.
+Rules that depend on the body (e.g. an auth-URL format needing `sandboxes:auth-url`) are
+checked by the route with `Principal.require` on top of its rule here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sfbroker.auth.principal import ADMIN_SCOPE, Scope
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a route demands of its caller, and what it records in the audit trail."""
+
+    scope: Scope | None
+    """The scope a token needs; `None`: any authenticated caller."""
+    target: str | None = None
+    """What the caller's org patterns must cover, from the path parameters."""
+    action: str | None = None
+    """The audit action of every call (`None`: a read, not audited)."""
+    public: bool = False
+    """No authentication at all (API Gateway has `Authorizer: NONE` on it)."""
+
+    def target_of(self, path_parameters: Mapping[str, str]) -> str | None:
+        """The concrete target of a request to this route."""
+        return self.target.format_map(path_parameters) if self.target else None
+
+
+PUBLIC = Access(scope=None, public=True)
+AUTHENTICATED = Access(scope=None)
+
+ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/openapi.json"): AUTHENTICATED,
+    # The registered username comes from Salesforce: the route names it for the trail.
+    ("POST", "/orgs"): Access("orgs:write", action="org.register"),
+    # Filtered by the caller's org patterns in the route.
+    ("GET", "/orgs"): Access("orgs:read"),
+    ("GET", "/orgs/{username}"): Access("orgs:read", target="{username}"),
+    ("DELETE", "/orgs/{username}"): Access("orgs:write", target="{username}", action="org.delete"),
+    ("POST", "/orgs/{username}/token"): Access(
+        "token:issue", target="{username}", action="token.issue"
+    ),
+    ("POST", "/api-tokens"): Access(ADMIN_SCOPE, action="apitoken.create"),
+    ("GET", "/api-tokens"): Access(ADMIN_SCOPE),
+    ("DELETE", "/api-tokens/{id}"): Access(
+        ADMIN_SCOPE, target="apitoken:{id}", action="apitoken.revoke"
+    ),
+    ("GET", "/audit"): Access(ADMIN_SCOPE),
+}
