@@ -15,9 +15,11 @@ PY := $(VENV)/bin/python
 NODE_TOOLS := local/node/node_modules/.installed
 
 PORT ?= 3000
+# local/env.json (sam local) expects local AWS on 5000.
+AWS_PORT ?= 5000
 DB ?= moto
 
-.PHONY: help run test lint fmt typecheck unit integration e2e validate-template bench clean
+.PHONY: help run test lint fmt typecheck unit integration e2e validate-template bench clean admin-token
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,8 +40,8 @@ $(NODE_TOOLS): local/node/package.json local/node/package-lock.json
 	cd local/node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, PORT=3000)
-	PYTHONPATH=layers/common $(PY) -m local.stack --port $(PORT) --db $(DB)
+run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, PORT=3000, AWS_PORT=5000)
+	PYTHONPATH=layers/common $(PY) -m local.stack --port $(PORT) --aws-port $(AWS_PORT) --db $(DB)
 
 test: lint validate-template pytest ## Everything CI checks
 
@@ -73,6 +75,9 @@ e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stac
 
 bench: $(VENV)/.installed $(NODE_TOOLS) ## Print call counts, cold-import ratio and latency percentiles
 	PYTHONPATH=layers/common $(PY) -m tests.bench
+
+admin-token: $(VENV)/.installed ## Mint an API token with your AWS credentials (TABLE=<table> [NAME=bootstrap SCOPES=admin ORGS=])
+	PYTHONPATH=layers/common $(PY) -m sfbroker.admin_cli --table "$(TABLE)" create-token --name "$(or $(NAME),bootstrap)" --scopes "$(or $(SCOPES),admin)" --orgs "$(ORGS)"
 
 clean: ## Remove virtualenvs, caches and node tools
 	rm -rf $(VENV) $(SAM_VENV) local/node/node_modules .mypy_cache .ruff_cache .pytest_cache .coverage .aws-sam

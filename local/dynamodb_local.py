@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +91,7 @@ def start(port: int = 0, timeout: float = 60.0) -> DynamoDbLocal:
         cwd=jar_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
     )
     server = DynamoDbLocal(process, port)
     client = boto3.client(
@@ -109,6 +114,17 @@ def start(port: int = 0, timeout: float = 60.0) -> DynamoDbLocal:
         return server
     server.stop()
     raise DynamoDbLocalUnavailable("DynamoDB Local did not answer in time")
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM the Java server if its parent dies, even by SIGKILL.
+
+    (The signal follows the thread that started it: start the server from a thread that
+    lives as long as the server should.)
+    """
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _jar_dir() -> Path | None:

@@ -40,7 +40,10 @@ class LocalResources:
 
 
 def table_name(stack_name: str, logical_id: str) -> str:
-    """``Table`` -> ``sfbroker-<stack>``; ``IdempotencyTable`` -> ``sfbroker-<stack>-idempotency``."""
+    """The physical name of a table: ``sfbroker-<stack>[-<logical id words, minus Table>]``.
+
+    ``Table`` -> ``sfbroker-local``; ``IdempotencyTable`` -> ``sfbroker-local-idempotency``.
+    """
     words = [word.lower() for word in _WORD.findall(logical_id) if word != "Table"]
     return "-".join(["sfbroker", stack_name, *words])
 

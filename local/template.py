@@ -457,7 +457,7 @@ def apis(template: Mapping[str, Any], parameters: Mapping[str, str] | None = Non
         auth = {**(api_globals.get("Auth") or {}), **(properties.get("Auth") or {})}
         stage = resolve(properties.get("StageName", ""), {}, parameters, template=template)
         authorizers = {
-            name: _authorizer_spec(logical_id, name, definition)
+            name: _authorizer_spec(logical_id, name, definition, parameters, template)
             for name, definition in (auth.get("Authorizers") or {}).items()
         }
         default = auth.get("DefaultAuthorizer")
@@ -471,7 +471,13 @@ def apis(template: Mapping[str, Any], parameters: Mapping[str, str] | None = Non
     return specs
 
 
-def _authorizer_spec(api: str, name: str, definition: Mapping[str, Any]) -> AuthorizerSpec:
+def _authorizer_spec(
+    api: str,
+    name: str,
+    definition: Mapping[str, Any],
+    parameters: Mapping[str, str] | None,
+    template: Mapping[str, Any],
+) -> AuthorizerSpec:
     if "FunctionArn" not in definition:
         raise ValueError(f"{api}: authorizer {name} is not a Lambda authorizer")
     payload_type = str(definition.get("FunctionPayloadType", "TOKEN")).upper()
@@ -487,7 +493,14 @@ def _authorizer_spec(api: str, name: str, definition: Mapping[str, Any]) -> Auth
         ),
         payload_type=payload_type,
         identity_headers=headers,
-        ttl_seconds=int(identity.get("ReauthorizeEvery", _DEFAULT_AUTHORIZER_TTL_SECONDS)),
+        ttl_seconds=int(
+            resolve(
+                identity.get("ReauthorizeEvery", _DEFAULT_AUTHORIZER_TTL_SECONDS),
+                {},
+                parameters,
+                template=template,
+            )
+        ),
     )
 
 

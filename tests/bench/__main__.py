@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tests.bench import calls, cold_import
+from tests.bench import calls, cold_import, latency
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="cold-import runs per side")
+    parser.add_argument("--requests", type=int, default=300, help="requests per latency row")
     args = parser.parse_args(argv)
     cold_import.report(args.runs)
     calls.report()
+    latency.report(args.requests)
     return 0
 
 

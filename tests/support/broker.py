@@ -91,9 +91,14 @@ class Broker:
         return Answer(result["statusCode"], parsed, dict(result.get("headers") or {}), raw)
 
     def table_items(self) -> list[dict[str, Any]]:
-        """Every item of the data table, raw (as DynamoDB holds it)."""
+        """Every item of the data table but the audit trail, raw (as DynamoDB holds it)."""
         pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table_name)
-        return [item for page in pages for item in page["Items"]]
+        return [
+            item
+            for page in pages
+            for item in page["Items"]
+            if not item["PK"]["S"].startswith("AUDIT#")
+        ]
 
     def _function_for(self, method: str, path_template: str) -> sam.FunctionSpec:
         for spec in sam.functions(self.template):

@@ -1,0 +1,397 @@
+"""Run sfbroker locally (make run): on 127.0.0.1, no Docker, no AWS account, no Salesforce.
+
+One process runs local AWS (moto: DynamoDB and KMS; or DynamoDB Local, a Java child, for
+the database), the fake Salesforce seeded with its default world, and the API Gateway
+emulator calling the real handlers. Tables, keys, routes, handlers and environment come
+from template.yaml. The seeded production org and Dev Hub are registered through the
+real API, then the URL, local IAM credentials and commands to try are printed.
+SIGINT (Ctrl-C) or SIGTERM stops everything: no child process, no open port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import logging
+import os
+import secrets
+import signal
+import socket
+import string
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+from local import dynamodb_local
+from local import template as sam
+from local.apigw import GatewayServer, IamUser, build_gateway
+from local.fake_salesforce import DefaultSeed, start_fake_salesforce
+from local.provision import LocalResources, provision
+
+if TYPE_CHECKING:
+    from requests.auth import AuthBase
+
+__all__ = ["LOCAL_ADMIN_ARN", "main", "new_local_user"]
+
+LOGGER = logging.getLogger("local.stack")
+
+HOST: Final = "127.0.0.1"
+REGION: Final = sam.PSEUDO_PARAMETERS["AWS::Region"]
+LOCAL_ADMIN_ARN: Final = f"arn:aws:iam::{sam.PSEUDO_PARAMETERS['AWS::AccountId']}:user/local-admin"
+# The stack's own AWS calls (provisioning, the handlers) go to moto, which takes any key.
+_BACKEND_CREDENTIALS: Final = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+_PORT_FLAGS: Final = {
+    "--port": "port",
+    "--aws-port": "aws_port",
+    "--salesforce-port": "salesforce_port",
+    "--dynamodb-port": "dynamodb_port",
+}
+_KEY_ALPHABET: Final = string.ascii_uppercase + string.digits
+_SECRET_ALPHABET: Final = string.ascii_letters + string.digits
+READY_LINE: Final = "sfbroker local stack is ready"
+# The stack's state lives in memory: the token cannot outlive it by much anyway.
+ADMIN_TOKEN_DAYS: Final = 30
+
+
+class _Stopped(Exception):
+    """SIGINT/SIGTERM arrived while starting."""
+
+
+class StartupFailed(Exception):
+    """A part of the stack could not start (a port in use, Java missing, ...)."""
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """Where everything listens, and what was set up."""
+
+    url: str
+    user: IamUser
+    aws_endpoint: str
+    dynamodb_endpoint: str | None
+    salesforce_url: str
+    resources: LocalResources
+    seed: DefaultSeed
+    registered: tuple[str, ...]
+    admin_token: str | None
+    startup_seconds: float
+
+
+def new_local_user() -> IamUser:
+    """A fresh random key pair for the local admin user (printed once, lives in memory)."""
+    return IamUser(
+        access_key_id="AKIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16)),
+        secret_access_key="".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40)),
+        arn=LOCAL_ADMIN_ARN,
+        user_id="AIDA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(17)),
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of ``python -m local.stack``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m local.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Port 0 means any free port. Everything listens on 127.0.0.1, except "
+        "DynamoDB Local, which has no option to choose its address.",
+    )
+    parser.add_argument("--port", type=_port, default=3000, help="API port (default 3000)")
+    parser.add_argument(
+        "--db",
+        choices=("moto", "dynamodb-local"),
+        default="moto",
+        help="database backend: moto (default, fast) or DynamoDB Local (Java 17)",
+    )
+    parser.add_argument(
+        "--aws-port", type=_port, default=0, help="moto server port (DynamoDB + KMS)"
+    )
+    parser.add_argument("--salesforce-port", type=_port, default=0, help="fake Salesforce port")
+    parser.add_argument(
+        "--dynamodb-port", type=_port, default=0, help="DynamoDB Local port (--db dynamodb-local)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING"),
+        default="INFO",
+        help="level of the stack's own log on stderr (request lines are INFO)",
+    )
+    args = parser.parse_args(argv)
+    chosen = [(flag, getattr(args, name)) for flag, name in _PORT_FLAGS.items()]
+    chosen = [(flag, port) for flag, port in chosen if port]
+    for index, (flag, port) in enumerate(chosen):
+        for other_flag, other_port in chosen[index + 1 :]:
+            if port == other_port:
+                parser.error(f"{flag} and {other_flag} are both {port}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stack until SIGINT/SIGTERM; 0 after a clean stop, 1 if it could not start."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # moto's werkzeug logs every AWS call the handlers make: too much for a terminal.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Only a flag: raising here could interrupt a child's start between its spawn
+        # and the registration of its stop, and leave it orphaned.
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with contextlib.ExitStack() as running:
+        try:
+            stack = _start(args, running, stop)
+        except _Stopped:
+            LOGGER.info("stopped while starting")
+            return 0
+        except StartupFailed as failure:
+            print(f"local stack: {failure}", file=sys.stderr)
+            return 1
+        print(banner(stack), flush=True)
+        # A bare wait() may never return: the signal can land on a server thread, and
+        # only a main thread that wakes up now and then runs the Python handler.
+        while not stop.wait(timeout=0.2):
+            pass
+        LOGGER.info("stopping")
+    LOGGER.info("stopped")
+    return 0
+
+
+def _start(
+    args: argparse.Namespace, running: contextlib.ExitStack, stop: threading.Event
+) -> RunningStack:
+    started = time.monotonic()
+
+    def check() -> None:
+        if stop.is_set():
+            raise _Stopped
+
+    template = sam.load_template()
+    _prepare_process(template)
+    # Checked up front: moto's server thread would hang the start on a port in use.
+    for flag, port in _PORT_FLAGS.items():
+        _check_port_free(getattr(args, port), flag)
+
+    aws_endpoint = _start_moto(args.aws_port, running)
+    check()
+    dynamodb_endpoint = None
+    if args.db == "dynamodb-local":
+        try:
+            server = dynamodb_local.start(port=args.dynamodb_port)
+        except (dynamodb_local.DynamoDbLocalUnavailable, OSError) as error:
+            raise StartupFailed(f"DynamoDB Local did not start: {error}") from error
+        running.callback(server.stop)
+        dynamodb_endpoint = server.endpoint_url
+        check()
+
+    resources = provision(aws_endpoint_url=aws_endpoint, dynamodb_endpoint_url=dynamodb_endpoint)
+    os.environ.update(resources.environment)
+    from sfbroker import runtime  # importable only once the layer is on sys.path
+
+    runtime.reset()
+    check()
+
+    try:
+        salesforce = start_fake_salesforce(args.salesforce_port)
+    except OSError as error:
+        raise StartupFailed(f"the fake Salesforce did not start: {error}") from error
+    running.callback(salesforce.stop)
+    seed = salesforce.seed_default()
+    check()
+
+    user = new_local_user()
+    try:
+        gateway = GatewayServer(build_gateway(template, [user]), host=HOST, port=args.port)
+    except OSError as error:
+        raise StartupFailed(f"the API did not start on port {args.port}: {error}") from error
+    running.callback(gateway.stop)
+    check()
+
+    registered = _register_seeded_orgs(gateway.url, user, seed)
+    admin_token = _mint_admin_token(gateway.url, user) if _has_token_api(template) else None
+    return RunningStack(
+        url=gateway.url,
+        user=user,
+        aws_endpoint=aws_endpoint,
+        dynamodb_endpoint=dynamodb_endpoint,
+        salesforce_url=salesforce.base_url,
+        resources=resources,
+        seed=seed,
+        registered=registered,
+        admin_token=admin_token,
+        startup_seconds=time.monotonic() - started,
+    )
+
+
+def _prepare_process(template: dict[str, Any]) -> None:
+    """Make this process look like a Lambda container of the template's functions."""
+    for content_uri in sam.layer_content_uris(template):
+        # sam build puts a python layer in /opt/python, which Lambda adds to sys.path.
+        path = str((sam.REPO_ROOT / content_uri).resolve())
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB"):
+        os.environ.pop(name, None)
+    os.environ.update(_BACKEND_CREDENTIALS)
+
+
+def _check_port_free(port: int, flag: str) -> None:
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            raise StartupFailed(f"port {port} is in use: choose another with {flag}") from None
+
+
+def _start_moto(port: int, running: contextlib.ExitStack) -> str:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+
+    def stop_moto() -> None:
+        server.stop()
+        # ThreadedMotoServer.stop() leaves the listening socket open until exit.
+        inner = getattr(server, "_server", None)
+        if inner is not None:
+            inner.server_close()
+
+    running.callback(stop_moto)
+    host, bound_port = server.get_host_and_port()
+    return f"http://{host}:{bound_port}"
+
+
+def _register_seeded_orgs(url: str, user: IamUser, seed: DefaultSeed) -> tuple[str, ...]:
+    """Register the production org and the Dev Hub through the real API, signed with SigV4."""
+    from sfbroker_client.api import ApiError, BrokerClient, ConnectionFailed
+
+    client = BrokerClient(url, _sigv4(user), timeout=30)
+    try:
+        production = client.register_org(seed.production_auth_url, alias="prod", is_default=True)
+        dev_hub = client.register_org(seed.dev_hub_auth_url, alias="devhub", is_dev_hub=True)
+    except (ApiError, ConnectionFailed) as error:
+        raise StartupFailed(f"registering a seeded org failed: {error}") from error
+    return (str(production["username"]), str(dev_hub["username"]))
+
+
+def _has_token_api(template: dict[str, Any]) -> bool:
+    """Issue 4's machinery: the API-token service and a bearer-token API in the template."""
+    if importlib.util.find_spec("sfbroker.services.api_tokens") is None:
+        return False
+    return any(api.default_authorizer not in (None, sam.AWS_IAM) for api in sam.apis(template))
+
+
+def _mint_admin_token(url: str, user: IamUser) -> str:
+    """Create the bootstrap admin API token through the real API (``POST /api-tokens``)."""
+    import requests
+
+    response = requests.post(
+        f"{url}/api-tokens",
+        json={"name": "local-admin", "scopes": ["admin"], "expiresInDays": ADMIN_TOKEN_DAYS},
+        auth=_sigv4(user),
+        timeout=30,
+    )
+    if response.status_code != 201:
+        # The error body never carries a secret (API.md).
+        raise StartupFailed(f"minting the admin API token failed: {response.text[:300]}")
+    token: str = response.json()["token"]
+    return token
+
+
+def _sigv4(user: IamUser) -> AuthBase:
+    from botocore.credentials import Credentials
+    from sfbroker_client.auth import IamAuth
+
+    return IamAuth(Credentials(user.access_key_id, user.secret_access_key), REGION)
+
+
+def banner(stack: RunningStack) -> str:
+    """What ``make run`` prints once everything is up (the only place secrets are shown)."""
+    database = (
+        f"DynamoDB Local at {stack.dynamodb_endpoint}"
+        if stack.dynamodb_endpoint
+        else f"moto at {stack.aws_endpoint}"
+    )
+    aliases = ", ".join(stack.resources.aliases) or "none"
+    username = stack.seed.production_username
+    if stack.admin_token:
+        token_api = "bearer tokens accepted (SFBROKER_TOKEN: an admin API token)"
+        credentials = "IAM user local-admin (SigV4, --iam) and its admin API token (bearer)"
+    else:
+        token_api = "arrives with issue 4 (no bearer-token API in template.yaml yet)"
+        credentials = "IAM user local-admin, for the IAM (SigV4) API"
+    tables = ", ".join(stack.resources.table_names.values())
+    return "\n".join(
+        [
+            f"{READY_LINE} ({stack.startup_seconds:.1f} s)",
+            "",
+            f"  API          {stack.url}  (also under the stage path {stack.url}/v1)",
+            f"  database     {database}: {tables}",
+            f"  KMS          moto at {stack.aws_endpoint}: {aliases}",
+            f"  Salesforce   fake at {stack.salesforce_url} (state: "
+            f"{stack.salesforce_url}/__fake__/state)",
+            f"  registered   {', '.join(stack.registered)}",
+            f"  token API    {token_api}",
+            "",
+            f"Local credentials: {credentials}. Paste into a shell:",
+            "",
+            f"export AWS_ACCESS_KEY_ID={stack.user.access_key_id}",
+            f"export AWS_SECRET_ACCESS_KEY={stack.user.secret_access_key}",
+            f"export AWS_DEFAULT_REGION={REGION}",
+            *([f"export SFBROKER_TOKEN={stack.admin_token}"] if stack.admin_token else []),
+            f"export SFBROKER_URL={stack.url}",
+            # The sfbroker client and awscurl are installed in this virtualenv.
+            f"export PATH={Path(sys.executable).parent}:$PATH",
+            "",
+            "Then try:",
+            "",
+            "  sfbroker --iam orgs list",
+            f"  sfbroker --iam token {username} --format env",
+            f"  awscurl --service execute-api --region {REGION} {stack.url}/orgs/{username}",
+            *(
+                [
+                    f"  sfbroker token {username}",
+                    f'  curl -H "Authorization: Bearer $SFBROKER_TOKEN" {stack.url}/orgs',
+                ]
+                if stack.admin_token
+                else []
+            ),
+            "",
+            "Ctrl-C stops everything.",
+        ]
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is between 0 and 65535")
+    return port
+
+
+if __name__ == "__main__":
+    sys.exit(main())
