@@ -140,7 +140,7 @@ def test_a_revoked_refresh_token_marks_the_org_invalid(
     [
         ({"kind": "http_503", "times": 3}, 502, "salesforce_error"),
         ({"kind": "http_500", "times": 3}, 502, "salesforce_error"),
-        ({"kind": "timeout", "times": 3, "seconds": 1.5}, 504, "salesforce_timeout"),
+        ({"kind": "timeout", "times": 3, "seconds": 4}, 504, "salesforce_timeout"),
         ({"kind": "malformed_json", "times": 1}, 502, "salesforce_error"),
         ({"kind": "connection_reset", "times": 3}, 502, "salesforce_error"),
     ],
