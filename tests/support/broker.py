@@ -84,7 +84,9 @@ class Broker:
             iam_arn=iam_arn,
             authorizer=authorizer,
         )
+        before = Counter(self.aws_calls)
         result = invoke(spec.code_uri, spec.handler, event, spec.logical_id)
+        self._assert_granted(spec.logical_id, Counter(self.aws_calls) - before)
         raw = result.get("body")
         self.answers.append(raw or "")
         parsed = json.loads(raw) if raw else None
@@ -99,6 +101,21 @@ class Broker:
             for item in page["Items"]
             if not item["PK"]["S"].startswith("AUDIT#")
         ]
+
+    def _assert_granted(self, function: str, calls: Counter[str]) -> None:
+        """Every AWS call a function made is allowed by its role in template.yaml.
+
+        So a least-privilege policy that lacks an action fails here, not in production
+        with AccessDenied.
+        """
+        granted = set()
+        for policy in self.template["Resources"][function]["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                actions = statement.get("Action", [])
+                granted.update([actions] if isinstance(actions, str) else actions)
+        used = {name.replace(".", ":", 1) for name in calls}
+        missing = {action for action in used if action.lower() not in {g.lower() for g in granted}}
+        assert not missing, f"{function} calls {sorted(missing)}, not granted in template.yaml"
 
     def _function_for(self, method: str, path_template: str) -> sam.FunctionSpec:
         for spec in sam.functions(self.template):
