@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from sfbroker import runtime
 
 from local.fake_salesforce import FakeSalesforceServer
@@ -65,8 +67,6 @@ def test_a_cold_cache_refreshes_once_then_serves_from_cache(
     assert broker.aws_calls["kms.Decrypt"] == 1
     assert broker.aws_calls["kms.GenerateDataKey"] == 1
     # The token works against Salesforce.
-    import requests
-
     who = requests.get(
         f"{salesforce.base_url}/services/oauth2/userinfo",
         headers={"Authorization": f"Bearer {first.body['accessToken']}"},
@@ -181,9 +181,22 @@ def test_a_dead_lock_holder_does_not_block_refresh_forever(
 ) -> None:
     drop_cached_token(broker)
     store = runtime.org_store()
-    from datetime import UTC, datetime, timedelta
-
     long_ago = datetime.now(UTC) - timedelta(minutes=5)
     assert store.acquire_refresh_lock("admin@acme.com", "crashed-instance", long_ago, 20)
     answer = issue(broker)
     assert (answer.status, answer.body["source"]) == (200, "refresh")
+
+
+def test_marking_invalid_never_hits_a_credential_registered_meanwhile(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    store = runtime.org_store()
+    org = store.get("admin@acme.com")
+    assert org is not None
+    # A refresh that read version N-1 learns of a refused credential after a re-registration.
+    assert store.mark_invalid("admin@acme.com", org.version - 1, datetime.now(UTC)) is False
+    assert broker.call("GET", "/orgs/{username}", path_params=USER).body["status"] == "active"
+    assert issue(broker).status == 200  # the cached token survived
+    assert store.mark_invalid("admin@acme.com", org.version, datetime.now(UTC)) is True
+    assert broker.call("GET", "/orgs/{username}", path_params=USER).body["status"] == "invalid"
+    assert issue(broker).error == "org_credentials_invalid"

@@ -21,7 +21,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
-from sfbroker_client import __version__
+from sfbroker_client import __version__, salesforce_cli
 from sfbroker_client.api import ApiError, BrokerClient, ConnectionFailed
 from sfbroker_client.auth import BearerAuth, IamAuth, IamUnavailable, iam_auth_from_environment
 from sfbroker_client.cli import ExitCode, main
@@ -902,8 +902,9 @@ def test_redact_masks_known_values_and_secret_shapes() -> None:
 FAKE_SF = """\
 #!{python}
 # A stand-in for the Salesforce CLI: records what it was given, answers like `sf --json`.
-import json, os, sys
+import json, os, sys, time
 
+time.sleep(float(os.environ.get("FAKE_SF_SLEEP", "0")))
 record = {{
     "argv": sys.argv[1:],
     "stdin": sys.stdin.read(),
@@ -1048,3 +1049,11 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "exit codes:" in out
     assert "\n  7  the Salesforce CLI login (--sf-login) failed\n" in out
+
+
+def test_a_hung_sf_is_given_up_on(fake_sf: FakeSf, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(salesforce_cli, "SF_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setenv("FAKE_SF_SLEEP", "5")
+    credentials = {"accessToken": "00Dx!AQtoken", "instanceUrl": "https://acme.my.salesforce.com"}
+    with pytest.raises(SfLoginFailed, match="did not finish"):
+        log_in(credentials, "ci-org", str(fake_sf.path))

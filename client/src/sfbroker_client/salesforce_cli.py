@@ -50,6 +50,10 @@ def log_in(credentials: Mapping[str, Any], alias: str, sf_bin: str = DEFAULT_SF_
     return _run_sf(sf_bin, [*argv, "--no-prompt"], env, stdin=None, secret=token)
 
 
+# A login is a handful of HTTP calls; a hung `sf` must not hang the CI job with it.
+SF_TIMEOUT_SECONDS = 180
+
+
 def _run_sf(
     sf_bin: str, argv: list[str], env: dict[str, str], *, stdin: str | None, secret: str
 ) -> SfLogin:
@@ -70,7 +74,10 @@ def _run_sf(
             text=True,
             env=env,
             check=False,
+            timeout=SF_TIMEOUT_SECONDS,
         )
+    except subprocess.TimeoutExpired:
+        raise SfLoginFailed(f"'{command}' did not finish within {SF_TIMEOUT_SECONDS} s") from None
     except OSError as exc:
         raise SfLoginFailed(f"cannot run {executable!r}: {exc.strerror or exc}") from exc
     result = _json_result(completed.stdout)

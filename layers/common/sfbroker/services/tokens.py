@@ -137,7 +137,10 @@ class TokenService:
         try:
             grant = self.salesforce.refresh(auth_url)
         except CredentialsRejected:
-            self.orgs.mark_invalid(org.username, self.clock())
+            if not self.orgs.mark_invalid(org.username, org.version, self.clock()):
+                raise Conflict(
+                    f"Org '{org.username}' was registered again during the refresh; try again"
+                ) from None
             count("OrgCredentialsInvalid")
             logger.warning("stored credential rejected", extra={"username": org.username})
             raise OrgCredentialsInvalid(org.username) from None

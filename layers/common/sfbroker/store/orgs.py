@@ -129,19 +129,29 @@ class OrgStore:
             condition="version = :v",
         )
 
-    def mark_invalid(self, username: str, now: datetime) -> None:
-        """Flag an org whose credential Salesforce refused; drop its cached token."""
+    def mark_invalid(self, username: str, expected_version: int, now: datetime) -> bool:
+        """Flag an org whose credential Salesforce refused, and drop its cached token.
+
+        Only over the version whose credential was refused: an org registered again
+        meanwhile has a new credential that must not be marked. Returns whether it marked.
+        """
         try:
             self._table.update(
                 org_key(username),
-                "SET #s = :invalid, updatedAt = :u ADD version :one",
+                "SET #s = :invalid, updatedAt = :u, version = :n",
                 names={"#s": "status"},
-                values={":invalid": "invalid", ":u": now.isoformat(), ":one": 1},
-                condition="attribute_exists(PK)",
+                values={
+                    ":invalid": "invalid",
+                    ":u": now.isoformat(),
+                    ":n": expected_version + 1,
+                    ":v": expected_version,
+                },
+                condition="version = :v",
             )
         except ConditionFailed:
-            return  # deleted meanwhile: nothing left to mark
+            return False
         self.delete_token(username)
+        return True
 
     def delete(self, username: str) -> None:
         """Remove the org and everything stored beside it; `ConditionFailed` if absent."""
