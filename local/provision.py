@@ -15,10 +15,18 @@ import boto3
 
 from local import template as sam
 
-__all__ = ["LOCAL_SALESFORCE_HTTP_HOSTS", "LocalResources", "provision", "table_name"]
+__all__ = [
+    "LOCAL_SALESFORCE_HTTP_HOSTS",
+    "LOCAL_SALESFORCE_TLS_HOSTS",
+    "LocalResources",
+    "provision",
+    "table_name",
+]
 
 # The fake Salesforce speaks plain http on 127.0.0.1; the broker allows http only for these.
 LOCAL_SALESFORCE_HTTP_HOSTS: Final = "127.0.0.1:*,localhost:*"
+# ... or https as `localhost` (`salesforce_tls`): allowed over https, and nothing over http.
+LOCAL_SALESFORCE_TLS_HOSTS: Final = "localhost:*"
 _REGION: Final = sam.PSEUDO_PARAMETERS["AWS::Region"]
 _WORD: Final = re.compile(r"[A-Z][a-z0-9]*")
 
@@ -54,6 +62,7 @@ def provision(
     dynamodb_endpoint_url: str | None = None,
     stack_name: str = "local",
     template: Mapping[str, Any] | None = None,
+    salesforce_tls: bool = False,
 ) -> LocalResources:
     """Create every table, KMS key and alias of the template; return names and environment.
 
@@ -62,6 +71,10 @@ def provision(
     ``AWS::StackName`` (aliases: ``alias/sfbroker-<stack_name>``) and names the tables
     (:func:`table_name`); use a fresh one per test to share one moto server. Credentials
     and region come from the environment, as for any boto3 client.
+
+    The handlers reach the fake Salesforce over plain http on 127.0.0.1/localhost, or,
+    with ``salesforce_tls``, over https only, on ``localhost`` (added to the template's
+    ``SALESFORCE_ALLOWED_HOSTS``); trusting the fake's CA is then up to the caller.
     """
     template = template if template is not None else sam.load_template()
     parameters = {"AWS::StackName": stack_name}
@@ -100,8 +113,16 @@ def provision(
     environment["AWS_ENDPOINT_URL"] = aws_endpoint_url
     if dynamodb_endpoint_url:
         environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint_url
-    environment["SALESFORCE_HTTP_HOSTS"] = LOCAL_SALESFORCE_HTTP_HOSTS
+    environment.update(_salesforce_hosts(environment, salesforce_tls=salesforce_tls))
     return LocalResources(table_names, key_arns, aliases, refs, environment)
+
+
+def _salesforce_hosts(environment: Mapping[str, str], *, salesforce_tls: bool) -> dict[str, str]:
+    if not salesforce_tls:
+        return {"SALESFORCE_HTTP_HOSTS": LOCAL_SALESFORCE_HTTP_HOSTS}
+    allowed = [h for h in environment.get("SALESFORCE_ALLOWED_HOSTS", "").split(",") if h]
+    extra = [h for h in LOCAL_SALESFORCE_TLS_HOSTS.split(",") if h not in allowed]
+    return {"SALESFORCE_ALLOWED_HOSTS": ",".join([*allowed, *extra]), "SALESFORCE_HTTP_HOSTS": ""}
 
 
 def _functions_environment(

@@ -269,7 +269,7 @@ def _grants(template: dict[str, Any], logical_id: str, service: str) -> list[dic
     [
         (
             "OrgsFunction",
-            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchWriteItem"},
+            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
             [{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/GSI1"}],
         ),
         (

@@ -16,7 +16,6 @@ import boto3
 from botocore.config import Config
 
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
-from sfbroker.salesforce import HostPolicy, SalesforceClient, new_session
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
 from sfbroker.services.registration import RegistrationService
@@ -30,6 +29,8 @@ from sfbroker.store.table import Table
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
+
+    from sfbroker.salesforce import SalesforceClient
 
 # Bounded AWS retries with short timeouts: a Lambda must answer within API Gateway's 29 s.
 AWS_CONFIG = Config(
@@ -73,6 +74,10 @@ def envelope_cipher() -> EnvelopeCipher:
 
 @cache
 def salesforce() -> SalesforceClient:
+    # Imported on first use: a cache hit never talks to Salesforce, so a cold start
+    # need not load requests and urllib3 for it.
+    from sfbroker.salesforce import HostPolicy, SalesforceClient, new_session
+
     settings = get_settings()
     return SalesforceClient(
         new_session(settings.salesforce_max_retries),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sfbroker.authurl import parse_auth_url
 from sfbroker.crypto import EnvelopeCipher
@@ -16,10 +17,12 @@ from sfbroker.errors import (
     OrgNotFound,
 )
 from sfbroker.observability import logger
-from sfbroker.salesforce import OrganizationInfo, SalesforceClient
 from sfbroker.services.tokens import TokenService
 from sfbroker.store.orgs import OrgRecord, OrgStore, org_key, record_name
 from sfbroker.store.table import ConditionFailed
+
+if TYPE_CHECKING:
+    from sfbroker.salesforce import OrganizationInfo, SalesforceClient
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
@@ -20,7 +20,6 @@ from sfbroker.errors import (
     OrgNotFound,
 )
 from sfbroker.observability import count, logger
-from sfbroker.salesforce import SalesforceClient, TokenGrant
 from sfbroker.store.orgs import (
     TOKEN,
     CachedToken,
@@ -31,6 +30,10 @@ from sfbroker.store.orgs import (
     record_name,
 )
 from sfbroker.store.table import ConditionFailed
+
+if TYPE_CHECKING:
+    from sfbroker.salesforce import SalesforceClient, TokenGrant
+
 
 FORCED_REFRESH_INTERVAL = timedelta(minutes=1)
 
