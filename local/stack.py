@@ -5,6 +5,8 @@ the database), the fake Salesforce seeded with its default world, and the API Ga
 emulator calling the real handlers. Tables, keys, routes, handlers and environment come
 from template.yaml. The seeded production org and Dev Hub are registered through the
 real API, then the URL, local IAM credentials and commands to try are printed.
+With --salesforce-tls the fake speaks https as `localhost` with a throwaway CA (which the
+real Salesforce CLI needs: it speaks only https), trusted by the in-process handlers.
 SIGINT (Ctrl-C) or SIGTERM stops everything: no child process, no open port.
 """
 
@@ -16,10 +18,12 @@ import importlib.util
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import string
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +37,7 @@ from local import template as sam
 from local.apigw import GatewayServer, IamUser, build_gateway
 from local.fake_salesforce import DefaultSeed, start_fake_salesforce
 from local.provision import LocalResources, provision
+from local.salesforce_cli import SalesforceCliMissing, sf_bin
 
 if TYPE_CHECKING:
     from requests.auth import AuthBase
@@ -60,6 +65,8 @@ _PORT_FLAGS: Final = {
 _KEY_ALPHABET: Final = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET: Final = string.ascii_letters + string.digits
 READY_LINE: Final = "sfbroker local stack is ready"
+# The alias of the `--sf-login` command the banner prints (with --salesforce-tls and sf).
+SF_LOGIN_ALIAS: Final = "acme"
 # The stack's state lives in memory: the token cannot outlive it by much anyway.
 ADMIN_TOKEN_DAYS: Final = 30
 
@@ -86,6 +93,10 @@ class RunningStack:
     registered: tuple[str, ...]
     admin_token: str | None
     startup_seconds: float
+    # --salesforce-tls: the CA the fake's certificate chains to; else None (plain http).
+    salesforce_ca_cert: Path | None = None
+    # The Salesforce CLI under local/node, if installed (only looked for with TLS).
+    sf_executable: Path | None = None
 
 
 def new_local_user() -> IamUser:
@@ -118,6 +129,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--aws-port", type=_port, default=0, help="moto server port (DynamoDB + KMS)"
     )
     parser.add_argument("--salesforce-port", type=_port, default=0, help="fake Salesforce port")
+    parser.add_argument(
+        "--salesforce-tls",
+        action="store_true",
+        help="serve the fake Salesforce over https as localhost, with a throwaway CA "
+        "(for the Salesforce CLI, e.g. sfbroker --sf-login)",
+    )
     parser.add_argument(
         "--dynamodb-port", type=_port, default=0, help="DynamoDB Local port (--db dynamodb-local)"
     )
@@ -203,7 +220,11 @@ def _start(
         dynamodb_endpoint = server.endpoint_url
         check()
 
-    resources = provision(aws_endpoint_url=aws_endpoint, dynamodb_endpoint_url=dynamodb_endpoint)
+    resources = provision(
+        aws_endpoint_url=aws_endpoint,
+        dynamodb_endpoint_url=dynamodb_endpoint,
+        salesforce_tls=args.salesforce_tls,
+    )
     os.environ.update(resources.environment)
     from sfbroker import runtime  # importable only once the layer is on sys.path
 
@@ -211,10 +232,19 @@ def _start(
     check()
 
     try:
-        salesforce = start_fake_salesforce(args.salesforce_port)
+        salesforce = start_fake_salesforce(
+            args.salesforce_port,
+            tls=args.salesforce_tls,
+            hostname="localhost" if args.salesforce_tls else HOST,
+        )
     except OSError as error:
         raise StartupFailed(f"the fake Salesforce did not start: {error}") from error
     running.callback(salesforce.stop)
+    sf_executable = None
+    if salesforce.ca_cert_path is not None:
+        _trust_for_requests(salesforce.ca_cert_path, running)
+        with contextlib.suppress(SalesforceCliMissing):
+            sf_executable = sf_bin()
     seed = salesforce.seed_default()
     check()
 
@@ -239,6 +269,8 @@ def _start(
         registered=registered,
         admin_token=admin_token,
         startup_seconds=time.monotonic() - started,
+        salesforce_ca_cert=salesforce.ca_cert_path,
+        sf_executable=sf_executable,
     )
 
 
@@ -252,6 +284,26 @@ def _prepare_process(template: dict[str, Any]) -> None:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB"):
         os.environ.pop(name, None)
     os.environ.update(_BACKEND_CREDENTIALS)
+
+
+def _trust_for_requests(ca_cert: Path, running: contextlib.ExitStack) -> None:
+    """Make requests (the handlers' Salesforce calls) trust `ca_cert`, besides the usual CAs.
+
+    `REQUESTS_CA_BUNDLE` replaces requests' CA bundle (and botocore's, for https
+    endpoints only: moto is plain http), so it gets a copy of that bundle plus the CA.
+    """
+    import requests.certs
+
+    current = os.environ.get("REQUESTS_CA_BUNDLE")
+    base = Path(current) if current and Path(current).is_file() else Path(requests.certs.where())
+    directory = tempfile.TemporaryDirectory(prefix="sfbroker-local-ca-")
+    running.callback(directory.cleanup)
+    bundle = Path(directory.name) / "ca-bundle.pem"
+    with bundle.open("wb") as out:
+        with base.open("rb") as source:
+            shutil.copyfileobj(source, out)
+        out.write(b"\n" + ca_cert.read_bytes())
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
 
 
 def _check_port_free(port: int, flag: str) -> None:
@@ -342,6 +394,16 @@ def banner(stack: RunningStack) -> str:
         token_api = "arrives with issue 4 (no bearer-token API in template.yaml yet)"
         credentials = "IAM user local-admin, for the IAM (SigV4) API"
     tables = ", ".join(stack.resources.table_names.values())
+    ca_cert = stack.salesforce_ca_cert
+    path = [str(Path(sys.executable).parent)]
+    sf_commands = []
+    if ca_cert is not None and stack.sf_executable is not None:
+        # The Salesforce CLI under local/node: on PATH, it is the `sf` of the command below.
+        path.append(str(stack.sf_executable.parent))
+        sf_commands.append(
+            f"  sfbroker --iam token {username} --sf-login {SF_LOGIN_ALIAS} && sf data query "
+            f'--query "SELECT Id, Name FROM Organization" --target-org {SF_LOGIN_ALIAS}'
+        )
     return "\n".join(
         [
             f"{READY_LINE} ({stack.startup_seconds:.1f} s)",
@@ -351,6 +413,7 @@ def banner(stack: RunningStack) -> str:
             f"  KMS          moto at {stack.aws_endpoint}: {aliases}",
             f"  Salesforce   fake at {stack.salesforce_url} (state: "
             f"{stack.salesforce_url}/__fake__/state)",
+            *([f"  CA           {ca_cert} (the fake's TLS certificate)"] if ca_cert else []),
             f"  registered   {', '.join(stack.registered)}",
             f"  token API    {token_api}",
             "",
@@ -361,8 +424,10 @@ def banner(stack: RunningStack) -> str:
             f"export AWS_DEFAULT_REGION={REGION}",
             *([f"export SFBROKER_TOKEN={stack.admin_token}"] if stack.admin_token else []),
             f"export SFBROKER_URL={stack.url}",
+            # The Salesforce CLI (Node) trusts the fake's CA on top of its own.
+            *([f"export NODE_EXTRA_CA_CERTS={ca_cert}"] if ca_cert else []),
             # The sfbroker client and awscurl are installed in this virtualenv.
-            f"export PATH={Path(sys.executable).parent}:$PATH",
+            f"export PATH={':'.join(path)}:$PATH",
             "",
             "Then try:",
             "",
@@ -377,6 +442,7 @@ def banner(stack: RunningStack) -> str:
                 if stack.admin_token
                 else []
             ),
+            *sf_commands,
             "",
             "Ctrl-C stops everything.",
         ]

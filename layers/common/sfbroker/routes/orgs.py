@@ -19,7 +19,18 @@ router = Router()  # type: ignore[no-untyped-call]
 Username = Annotated[str, Path(description="Salesforce username (percent-encoded)", max_length=240)]
 
 
-@router.post("/orgs", tags=["orgs"], summary="Register an org by its SFDX auth URL")
+@router.post(
+    "/orgs",
+    tags=["orgs"],
+    summary="Register an org by its SFDX auth URL",
+    responses={
+        201: {"description": "Registered", "content": {"application/json": {"model": Org}}},
+        200: {
+            "description": "The credential of a registered org was replaced",
+            "content": {"application/json": {"model": Org}},
+        },
+    },
+)
 def register_org(body: RegisterOrgRequest) -> Response[dict[str, Any]]:
     registration = Registration(
         auth_url=body.sfdx_auth_url.get_secret_value(),
