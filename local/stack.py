@@ -67,6 +67,7 @@ _SECRET_ALPHABET: Final = string.ascii_letters + string.digits
 READY_LINE: Final = "sfbroker local stack is ready"
 # The alias of the `--sf-login` command the banner prints (with --salesforce-tls and sf).
 SF_LOGIN_ALIAS: Final = "acme"
+SF_QUERY: Final = "SELECT Id, Name FROM Organization"
 # The stack's state lives in memory: the token cannot outlive it by much anyway.
 ADMIN_TOKEN_DAYS: Final = 30
 
@@ -292,10 +293,10 @@ def _trust_for_requests(ca_cert: Path, running: contextlib.ExitStack) -> None:
     `REQUESTS_CA_BUNDLE` replaces requests' CA bundle (and botocore's, for https
     endpoints only: moto is plain http), so it gets a copy of that bundle plus the CA.
     """
-    import requests.certs
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH  # certifi's bundle
 
     current = os.environ.get("REQUESTS_CA_BUNDLE")
-    base = Path(current) if current and Path(current).is_file() else Path(requests.certs.where())
+    base = Path(current if current and Path(current).is_file() else DEFAULT_CA_BUNDLE_PATH)
     directory = tempfile.TemporaryDirectory(prefix="sfbroker-local-ca-")
     running.callback(directory.cleanup)
     bundle = Path(directory.name) / "ca-bundle.pem"
@@ -402,7 +403,7 @@ def banner(stack: RunningStack) -> str:
         path.append(str(stack.sf_executable.parent))
         sf_commands.append(
             f"  sfbroker --iam token {username} --sf-login {SF_LOGIN_ALIAS} && sf data query "
-            f'--query "SELECT Id, Name FROM Organization" --target-org {SF_LOGIN_ALIAS}'
+            f'--query "{SF_QUERY}" --target-org {SF_LOGIN_ALIAS}'
         )
     return "\n".join(
         [

@@ -7,7 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +30,20 @@ def _sfbroker_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "sfbroker_client"]
 
 
-def cli_environment(stack: LocalStack, tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """A clean environment: the printed exports, nothing of the user's AWS setup."""
+def cli_environment(
+    stack: LocalStack,
+    tmp_path: Path,
+    *,
+    base: Mapping[str, str] | None = None,
+    **overrides: str,
+) -> dict[str, str]:
+    """A clean environment: the printed exports, nothing of the user's AWS setup.
+
+    `base` (e.g. `local.salesforce_cli.isolated_env(...)`, for `--sf-login`) replaces the
+    default PATH and HOME of `tmp_path`.
+    """
     environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
+        **({"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)} if base is None else base),
         "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -45,12 +54,18 @@ def cli_environment(stack: LocalStack, tmp_path: Path, **overrides: str) -> dict
 
 
 def run_sfbroker(
-    stack: LocalStack, tmp_path: Path, args: Sequence[str], *, iam: bool = True, **overrides: str
+    stack: LocalStack,
+    tmp_path: Path,
+    args: Sequence[str],
+    *,
+    iam: bool = True,
+    base_env: Mapping[str, str] | None = None,
+    **overrides: str,
 ) -> CliResult:
     """Run the real `sfbroker` CLI against the stack: SigV4 (`--iam`) or SFBROKER_TOKEN."""
     completed = subprocess.run(
         [*_sfbroker_command(), *(["--iam"] if iam else []), *args],
-        env=cli_environment(stack, tmp_path, **overrides),
+        env=cli_environment(stack, tmp_path, base=base_env, **overrides),
         capture_output=True,
         text=True,
         timeout=30,

@@ -36,6 +36,7 @@ class LocalStack:
     stdout_path: Path
     stderr_path: Path
     exports: dict[str, str] = field(default_factory=dict)
+    salesforce_tls: bool = False
 
     @property
     def url(self) -> str:
@@ -43,7 +44,14 @@ class LocalStack:
 
     @property
     def salesforce_url(self) -> str:
+        if self.salesforce_tls:
+            return f"https://localhost:{self.ports['salesforce']}"
         return f"http://127.0.0.1:{self.ports['salesforce']}"
+
+    @property
+    def salesforce_ca_cert(self) -> Path:
+        """The CA of the fake's certificate (`--salesforce-tls`), as the banner exports it."""
+        return Path(self.exports["NODE_EXTRA_CA_CERTS"])
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(encoding="utf-8", errors="replace")
@@ -97,8 +105,11 @@ class LocalStack:
         return self.process.returncode
 
 
-def start_stack(tmp_path: Path, db: str = "moto") -> LocalStack:
-    """Start the stack on free ports and wait until it has printed its banner."""
+def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = False) -> LocalStack:
+    """Start the stack on free ports and wait until it has printed its banner.
+
+    `salesforce_tls`: the fake Salesforce speaks https as `localhost` (`--salesforce-tls`).
+    """
     ports = {"api": free_port(), "aws": free_port(), "salesforce": free_port()}
     command = [
         sys.executable,
@@ -116,6 +127,8 @@ def start_stack(tmp_path: Path, db: str = "moto") -> LocalStack:
     if db == "dynamodb-local":
         ports["dynamodb"] = free_port()
         command += ["--dynamodb-port", str(ports["dynamodb"])]
+    if salesforce_tls:
+        command.append("--salesforce-tls")
     stdout_path, stderr_path = tmp_path / "stack.out", tmp_path / "stack.err"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
@@ -125,7 +138,7 @@ def start_stack(tmp_path: Path, db: str = "moto") -> LocalStack:
             stderr=stderr,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    stack = LocalStack(process, ports, stdout_path, stderr_path)
+    stack = LocalStack(process, ports, stdout_path, stderr_path, salesforce_tls=salesforce_tls)
     try:
         stack.wait_until_ready()
     except BaseException:
