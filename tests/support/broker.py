@@ -108,7 +108,7 @@ class Broker:
         So a least-privilege policy that lacks an action fails here, not in production
         with AccessDenied.
         """
-        granted = set()
+        granted: set[str] = set()
         for policy in self.template["Resources"][function]["Properties"].get("Policies", []):
             for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
                 actions = statement.get("Action", [])

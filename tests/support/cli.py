@@ -19,6 +19,7 @@ class CliResult:
     returncode: int
     stdout: str
     stderr: str
+    argv: tuple[str, ...] = ()
 
     @property
     def stderr_lines(self) -> list[str]:
@@ -60,18 +61,20 @@ def run_sfbroker(
     *,
     iam: bool = True,
     base_env: Mapping[str, str] | None = None,
+    timeout: float = 30,
     **overrides: str,
 ) -> CliResult:
     """Run the real `sfbroker` CLI against the stack: SigV4 (`--iam`) or SFBROKER_TOKEN."""
+    argv = [*_sfbroker_command(), *(["--iam"] if iam else []), *args]
     completed = subprocess.run(
-        [*_sfbroker_command(), *(["--iam"] if iam else []), *args],
+        argv,
         env=cli_environment(stack, tmp_path, base=base_env, **overrides),
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=timeout,
         check=False,
     )
-    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+    return CliResult(completed.returncode, completed.stdout, completed.stderr, tuple(argv))
 
 
 def parse_env_lines(text: str) -> dict[str, str]:

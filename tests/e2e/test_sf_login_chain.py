@@ -1,0 +1,153 @@
+"""The whole `--sf-login` chain: local stack -> broker -> fake Salesforce -> the real `sf`.
+
+A stack of its own runs with `--salesforce-tls` (the Salesforce CLI speaks only https):
+the fake serves `https://localhost:<port>` with a throwaway CA, the in-process handlers
+trust it through `REQUESTS_CA_BUNDLE`, and `sf` through `NODE_EXTRA_CA_CERTS`, which the
+banner exports. The real `sfbroker` CLI fetches a token over SigV4 and logs `sf` in with
+it; `sf data query` then uses the logged-in alias on its own. Every sf run gets a
+throwaway HOME (`local.salesforce_cli.isolated_env`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.salesforce_cli import SalesforceCliMissing, isolated_env, sf_bin
+from local.stack import SF_LOGIN_ALIAS, SF_QUERY
+from tests.support.cli import run_sfbroker
+from tests.support.local_stack import LocalStack, port_is_open, start_stack
+
+PRODUCTION = "admin@acme.com"
+PRODUCTION_ORG_NAME = "Acme"
+SF_TIMEOUT_SECONDS = 90
+PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def installed_sf() -> Path:
+    """The installed `sf`: a missing one fails (never skips) the test, saying what to run."""
+    try:
+        return sf_bin()
+    except SalesforceCliMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose fake Salesforce speaks https; stopped, with nothing left, at the end."""
+    installed_sf()  # before spending a stack start on it
+    stack = start_stack(tmp_path_factory.mktemp("tls-stack"), salesforce_tls=True)
+    ca_cert = stack.salesforce_ca_cert
+    try:
+        yield stack
+    finally:
+        below = stack.descendants()
+        assert stack.stop() == 0, stack.stderr()
+        assert not [pid for pid in below if Path(f"/proc/{pid}").exists()]
+        assert not [name for name, port in stack.ports.items() if port_is_open(port)]
+        assert not ca_cert.exists()  # the throwaway CA went with the fake
+
+
+def _sf_env(home: Path, ca_cert: Path) -> dict[str, str]:
+    home.mkdir()
+    return isolated_env(home, ca_cert=ca_cert)
+
+
+def _sf_json(sf: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    completed = subprocess.run(
+        [str(sf), *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=SF_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, f"sf {' '.join(args)}:\n{completed.stdout}{completed.stderr}"
+    result: dict[str, Any] = json.loads(completed.stdout)["result"]
+    return result
+
+
+def test_sf_login_then_data_query(tls_stack: LocalStack, tmp_path: Path) -> None:
+    sf = installed_sf()
+    home = tmp_path / "home"
+    env = _sf_env(home, tls_stack.salesforce_ca_cert)
+
+    result = run_sfbroker(
+        tls_stack,
+        tmp_path,
+        ["token", PRODUCTION, "--sf-login", SF_LOGIN_ALIAS],
+        base_env=env,
+        timeout=SF_TIMEOUT_SECONDS,
+        SFBROKER_SF_BIN=str(sf),
+    )
+
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    token = body["accessToken"]
+    assert body["username"] == PRODUCTION
+    assert body["instanceUrl"] == tls_stack.salesforce_url  # https://localhost:<port>
+    assert result.stderr_lines == [
+        f"sfbroker: Salesforce CLI logged in to {PRODUCTION} as '{SF_LOGIN_ALIAS}'"
+    ]
+    # The token is nowhere on a command line, nor in what sf said: sfbroker's stdout is
+    # its JSON answer (--format json, where the token belongs) and nothing else.
+    assert not any(token in arg for arg in result.argv)
+    assert token not in result.stderr
+    assert result.stdout == json.dumps(body, indent=2) + "\n"
+    assert result.stdout.count(token) == 1
+
+    query = _sf_json(sf, env, "data", "query", "--query", SF_QUERY, "--target-org", SF_LOGIN_ALIAS)
+    assert query["totalSize"] == 1
+    (record,) = query["records"]
+    assert (record["Id"], record["Name"]) == (body["orgId"], PRODUCTION_ORG_NAME)
+
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"{path} holds the token in plain text"
+
+
+def test_the_printed_sf_login_command_works_as_printed(
+    tls_stack: LocalStack, tmp_path: Path
+) -> None:
+    banner = tls_stack.stdout()
+    exports = [line for line in banner.splitlines() if line.startswith("export ")]
+    assert f"export NODE_EXTRA_CA_CERTS={tls_stack.salesforce_ca_cert}" in exports
+    assert str(tls_stack.salesforce_ca_cert) in banner.split("Local credentials", 1)[0]
+    (command,) = [line.strip() for line in banner.splitlines() if "--sf-login" in line]
+    env = _sf_env(tmp_path / "home", tls_stack.salesforce_ca_cert)
+    # Only the printed exports lead to sfbroker, sf and the CA (sf's settings stay
+    # isolated: no telemetry, no update check, the HOME of this test).
+    env.pop("NODE_EXTRA_CA_CERTS")
+    env.update(
+        PATH=PLAIN_PATH,
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+    completed = subprocess.run(
+        ["bash", "-c", "\n".join([*exports, "set -o pipefail", command])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=2 * SF_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+    assert completed.returncode == 0, (command, completed.stdout, completed.stderr)
+    assert PRODUCTION_ORG_NAME in completed.stdout.split('"accessToken"', 1)[1]
+    assert "Total number of records retrieved: 1" in completed.stdout
+
+
+def test_the_default_stack_has_no_tls(local_stack: LocalStack) -> None:
+    banner = local_stack.stdout()
+    assert local_stack.salesforce_url.startswith("http://127.0.0.1:")
+    assert f"fake at {local_stack.salesforce_url} " in banner
+    assert "NODE_EXTRA_CA_CERTS" not in banner
+    assert "--sf-login" not in banner
