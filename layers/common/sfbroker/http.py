@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -13,7 +15,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sfbroker import runtime
@@ -95,6 +100,18 @@ def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGa
             InvalidRequest("The request is not valid", details=validation_details(error))
         )
 
+    def on_unreadable_body(error: Exception) -> Response[Any]:
+        # Powertools parses the body by its Content-Type before validating it and lets
+        # these escape: a media type it does not know, multipart without a boundary, bytes
+        # that are not UTF-8, an integer past int()'s digit limit, nesting past the
+        # recursion limit. A body we can read as JSON did not cause the error: ours did.
+        if not isinstance(error, RequestUnsupportedContentType) and _json_body_readable(
+            app.current_event.raw_event
+        ):
+            return on_unexpected(error)
+        problem = {"type": "body_unreadable", "loc": ("body",), "msg": UNREADABLE_BODY}
+        return on_validation_error(RequestValidationError([problem]))
+
     def on_not_found(_: NotFoundError) -> Response[Any]:
         return error_response(NotFound("No such route"))
 
@@ -111,10 +128,33 @@ def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGa
 
     app.exception_handler(BrokerError)(on_broker_error)
     app.exception_handler(RequestValidationError)(on_validation_error)
+    app.exception_handler([RequestUnsupportedContentType, ValueError, RecursionError])(
+        on_unreadable_body
+    )
     app.exception_handler(NotFoundError)(on_not_found)
     app.exception_handler([ClientError, BotoCoreError])(on_aws_error)
     app.exception_handler(Exception)(on_unexpected)
     return app
+
+
+UNREADABLE_BODY = "The body must be JSON, in UTF-8, sent as Content-Type: application/json"
+
+
+def _json_body_readable(event: Mapping[str, Any]) -> bool:
+    """Whether the request's body is JSON that Powertools could have parsed."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").strip()
+    if content_type and not content_type.startswith("application/json"):
+        return False
+    body = event.get("body")
+    if body is None:
+        return True
+    try:
+        raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode()
+        json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def validation_details(error: RequestValidationError) -> list[dict[str, str]]:

@@ -154,5 +154,5 @@ class ErrorDetail(ApiModel):
 class ErrorBody(ApiModel):
     error: str
     message: str
-    request_id: str | None
+    request_id: str
     details: list[ErrorDetail] | None = None

@@ -7,19 +7,42 @@ from typing import Any
 
 from sfbroker import __version__
 from sfbroker.http import build_resolver
+from sfbroker.models import ErrorBody
 from sfbroker.routes import admin, meta, orgs, tokens
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 for all routes (validation errors answer 400, not Powertools' 422)."""
+    """OpenAPI 3.1 for all routes, with the error body of API.md on every operation.
+
+    Validation errors answer 400 `invalid_request`, not Powertools' 422; every other
+    error (401, 403, 404, 409, 422, 5xx) has the same body, documented as `default`.
+    """
     app = build_resolver(meta.router, orgs.router, tokens.router, admin.router)
     document: dict[str, Any] = app.get_openapi_schema(
         title="sfbroker", version=__version__
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorBody.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    schemas.update(error_schema.pop("$defs", {}))
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)  # Powertools' 422 shapes: we answer 400 `Error` instead
+    schemas["Error"] = error_schema
+    error_content = {"application/json": {"schema": _ERROR_REF}}
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
-            responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None:
-                responses["400"] = {"description": "Invalid request (body `invalid_request`)"}
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses["400"] = {
+                "description": "Invalid request (`invalid_request`, with `details`)",
+                "content": error_content,
+            }
+            responses["default"] = {
+                "description": "Any other error: status and code as in API.md",
+                "content": error_content,
+            }
     return document

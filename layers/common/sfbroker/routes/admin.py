@@ -26,7 +26,14 @@ from sfbroker.store.api_tokens import ApiTokenRecord
 router = Router()  # type: ignore[no-untyped-call]
 
 
-@router.post("/api-tokens", tags=["admin"], summary="Create an API token (shown once)")
+@router.post(
+    "/api-tokens",
+    tags=["admin"],
+    summary="Create an API token (shown once)",
+    responses={
+        201: {"description": "Created", "content": {"application/json": {"model": CreatedApiToken}}}
+    },
+)
 def create_api_token(body: CreateApiTokenRequest) -> Response[dict[str, Any]]:
     record, token = runtime.api_token_service().create(
         NewApiToken(
@@ -57,7 +64,12 @@ def list_api_tokens() -> ApiTokenList:
     )
 
 
-@router.delete("/api-tokens/<id>", tags=["admin"], summary="Revoke an API token at once")
+@router.delete(
+    "/api-tokens/<id>",
+    tags=["admin"],
+    summary="Revoke an API token at once",
+    responses={204: {"description": "Revoked (also when it already was)"}},
+)
 def revoke_api_token(
     # Named as in API.md (`/api-tokens/{id}`): the OpenAPI document shows this name.
     id: Annotated[str, Path(description="The token's id", max_length=40)],

@@ -62,7 +62,12 @@ def get_org(username: Username) -> Org:
     return org_view(runtime.registration_service().get(path_value(username)))
 
 
-@router.delete("/orgs/<username>", tags=["orgs"], summary="Forget an org and its credential")
+@router.delete(
+    "/orgs/<username>",
+    tags=["orgs"],
+    summary="Forget an org and its credential",
+    responses={204: {"description": "Deleted"}},
+)
 def delete_org(username: Username) -> Response[Any]:
     runtime.registration_service().delete(path_value(username))
     return no_content()
