@@ -58,6 +58,19 @@ def test_bad_bodies_are_400_invalid_request(broker: Broker) -> None:
             "extra",
         ),
         ("POST", "/orgs", '{"sfdxAuthUrl": 12}', "sfdxAuthUrl"),
+        # No coercion: 0 is not false, "true" is not true.
+        (
+            "POST",
+            "/orgs",
+            '{"sfdxAuthUrl": "force://PlatformCLI::5Aep1234@a.salesforce.com", "isDevHub": 0}',
+            "isDevHub",
+        ),
+        (
+            "POST",
+            "/orgs",
+            '{"sfdxAuthUrl": "force://PlatformCLI::5Aep1234@a.force.com", "isDefault": "true"}',
+            "isDefault",
+        ),
     ]
     for method, path, body, field in cases:
         answer = broker.call(method, path, raw_body=body)

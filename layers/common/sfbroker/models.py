@@ -23,7 +23,13 @@ class ApiModel(BaseModel):
     )
 
 
-class RegisterOrgRequest(ApiModel):
+class RequestModel(ApiModel):
+    """A request body: JSON types as they are, no coercion (`0` is not `false`)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class RegisterOrgRequest(RequestModel):
     sfdx_auth_url: SecretStr = Field(
         description="SFDX auth URL: force://<clientId>:<clientSecret>:<refreshToken>@<host>",
         min_length=10,
@@ -57,7 +63,7 @@ class OrgList(ApiModel):
     orgs: list[Org]
 
 
-class IssueTokenRequest(ApiModel):
+class IssueTokenRequest(RequestModel):
     min_validity_seconds: int = Field(
         default=600,
         ge=0,
@@ -82,7 +88,7 @@ class AccessToken(ApiModel):
 OrgPattern = Annotated[str, Field(min_length=1, max_length=240, pattern=r"^[^\s]+$")]
 
 
-class CreateApiTokenRequest(ApiModel):
+class CreateApiTokenRequest(RequestModel):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[\w.@:/ -]+$")
     scopes: list[Scope] = Field(min_length=1, max_length=len(get_args(Scope)))
     orgs: list[OrgPattern] = Field(
