@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, cast
 
-from sfbroker.store.table import Table
+from sfbroker.store.table import Table, epoch_seconds, from_epoch
 
 Outcome = Literal["success", "denied", "error"]
 
@@ -72,7 +72,7 @@ class AuditStore:
                 "sourceIp": record.source_ip,
                 "route": record.route,
                 "reason": record.reason,
-                "ttl": int(record.expires_at.timestamp()),
+                "ttl": epoch_seconds(record.expires_at),
             }
         )
 
@@ -118,5 +118,5 @@ def _record_from(item: dict[str, Any]) -> AuditRecord:
         source_ip=item.get("sourceIp"),
         route=item.get("route"),
         reason=item.get("reason"),
-        expires_at=datetime.fromtimestamp(int(item["ttl"]), tz=UTC),
+        expires_at=from_epoch(item["ttl"]),
     )

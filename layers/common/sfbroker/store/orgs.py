@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sfbroker.store.table import ConditionFailed, Table
+from sfbroker.store.table import ConditionFailed, Table, epoch_seconds, from_epoch
 
 META, TOKEN, REFRESH = "META", "TOKEN", "REFRESH"
 ORGS_INDEX, ORGS_PARTITION = "GSI1", "ORG"
@@ -85,7 +85,7 @@ class OrgStore:
             elif item["SK"] == TOKEN:
                 token = _token_from(item)
             elif item["SK"] == REFRESH:
-                lock = _time(item["ttl"])
+                lock = from_epoch(item["ttl"])
         return OrgState(org=org, token=token, lock_expires_at=lock)
 
     def get(self, username: str) -> OrgRecord | None:
@@ -167,9 +167,9 @@ class OrgStore:
                 "username": token.username,
                 "orgId": token.org_id,
                 "instanceUrl": token.instance_url,
-                "expiresAt": _epoch(token.expires_at),
-                "refreshedAt": _epoch(token.refreshed_at),
-                "ttl": _epoch(token.expires_at),
+                "expiresAt": epoch_seconds(token.expires_at),
+                "refreshedAt": epoch_seconds(token.refreshed_at),
+                "ttl": epoch_seconds(token.expires_at),
             }
         )
 
@@ -180,10 +180,14 @@ class OrgStore:
         """Take the org's single-flight refresh lease unless a live one exists."""
         try:
             self._table.put(
-                {**org_key(username, REFRESH), "holder": holder, "ttl": _epoch(now) + seconds},
+                {
+                    **org_key(username, REFRESH),
+                    "holder": holder,
+                    "ttl": epoch_seconds(now) + seconds,
+                },
                 condition="attribute_not_exists(PK) OR #ttl < :now",
                 names={"#ttl": "ttl"},
-                values={":now": _epoch(now)},
+                values={":now": epoch_seconds(now)},
             )
         except ConditionFailed:
             return False
@@ -250,14 +254,6 @@ def _token_from(item: dict[str, Any]) -> CachedToken:
         username=item["username"],
         org_id=item["orgId"],
         instance_url=item["instanceUrl"],
-        expires_at=_time(item["expiresAt"]),
-        refreshed_at=_time(item["refreshedAt"]),
+        expires_at=from_epoch(item["expiresAt"]),
+        refreshed_at=from_epoch(item["refreshedAt"]),
     )
-
-
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _time(epoch: int) -> datetime:
-    return datetime.fromtimestamp(int(epoch), tz=UTC)

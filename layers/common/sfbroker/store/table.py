@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,16 @@ _deserializer = TypeDeserializer()
 
 class ConditionFailed(Exception):
     """A conditional write lost: the item changed (or exists, or vanished) meanwhile."""
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """A time as whole epoch seconds: what DynamoDB's TTL attribute holds."""
+    return int(moment.timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    """Epoch seconds back to an aware UTC time."""
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
