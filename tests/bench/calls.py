@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-import socket
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, redirect_stdout
@@ -23,8 +21,8 @@ from sfbroker.observability import logger as broker_logger
 
 from local import template as sam
 from local.fake_salesforce import FakeSalesforceServer, start_fake_salesforce
-from local.provision import provision
-from tests.support.broker import Broker
+from local.ports import free_port
+from tests.support.broker import Broker, configure_handlers
 
 USER = {"username": "admin@acme.com"}
 
@@ -32,9 +30,7 @@ USER = {"username": "admin@acme.com"}
 @contextmanager
 def bench_stack() -> Iterator[tuple[Broker, FakeSalesforceServer]]:
     """moto + fake Salesforce + provisioned tables, the handlers' environment set."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
     )
@@ -43,14 +39,10 @@ def bench_stack() -> Iterator[tuple[Broker, FakeSalesforceServer]]:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         template = sam.load_template()
-        resources = provision(
-            aws_endpoint_url=endpoint, stack_name=f"b{uuid.uuid4().hex[:8]}", template=template
-        )
-        os.environ.update(resources.environment)
+        resources = configure_handlers(template, os.environ.__setitem__, aws_endpoint_url=endpoint)
         # Figures only: no request log, no info logs between them.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         broker_logger.setLevel("WARNING")
-        runtime.reset()
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         broker = Broker(template, resources.table_names["Table"], dynamodb)
         with start_fake_salesforce() as salesforce:

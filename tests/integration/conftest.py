@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import boto3
@@ -11,8 +10,7 @@ from sfbroker import runtime
 
 from local import template as sam
 from local.fake_salesforce import FakeSalesforceServer, start_fake_salesforce
-from local.provision import provision
-from tests.support.broker import Broker
+from tests.support.broker import Broker, configure_handlers
 
 
 @pytest.fixture(params=["moto", "dynamodb-local"])
@@ -30,18 +28,12 @@ def broker(
 ) -> Iterator[Broker]:
     """Fresh tables and key (from template.yaml), handlers configured as deployed."""
     template = sam.load_template()
-    resources = provision(
+    resources = configure_handlers(
+        template,
+        monkeypatch.setenv,
         aws_endpoint_url=moto_endpoint,
         dynamodb_endpoint_url=database_endpoint,
-        stack_name=f"t{uuid.uuid4().hex[:10]}",
-        template=template,
     )
-    for name, value in resources.environment.items():
-        monkeypatch.setenv(name, value)
-    # Generous for a loaded 2-core CI machine; the timeout test stalls longer than this.
-    monkeypatch.setenv("SALESFORCE_TIMEOUT_SECONDS", "3")
-    monkeypatch.setenv("SALESFORCE_MAX_RETRIES", "2")
-    runtime.reset()
     dynamodb = boto3.client("dynamodb", endpoint_url=database_endpoint or moto_endpoint)
     harness = Broker(
         template=template, table_name=resources.table_names["Table"], dynamodb=dynamodb

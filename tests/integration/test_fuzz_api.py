@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import json
 import string
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -48,7 +47,7 @@ from local import template as sam
 from local.apigw import GatewayApp
 from local.apigw.server import build_gateway
 from local.fake_salesforce import start_fake_salesforce
-from local.provision import provision
+from tests.support.broker import configure_handlers
 
 REGISTERED: Final = "admin@acme.com"
 # Stands for the fake's working auth URL, whose port is known only at run time: the
@@ -194,20 +193,16 @@ class Answer:
 def world(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Iterator[World]:
     """Fresh tables and key on moto, the fake Salesforce, an admin token, an org registered."""
     template = sam.load_template()
-    resources = provision(
-        aws_endpoint_url=moto_endpoint, stack_name=f"f{uuid.uuid4().hex[:10]}", template=template
-    )
     with start_fake_salesforce() as salesforce:
         salesforce.state.create_production_org(REGISTERED)
         fake_host = salesforce.base_url.split("://", 1)[1]
-        for name, value in resources.environment.items():
-            monkeypatch.setenv(name, value)
         # The fake and nothing else, over http: no fuzzed auth URL reaches beyond it.
-        monkeypatch.setenv("SALESFORCE_ALLOWED_HOSTS", fake_host)
-        monkeypatch.setenv("SALESFORCE_HTTP_HOSTS", fake_host)
-        monkeypatch.setenv("SALESFORCE_TIMEOUT_SECONDS", "3")
-        monkeypatch.setenv("SALESFORCE_MAX_RETRIES", "2")
-        runtime.reset()
+        configure_handlers(
+            template,
+            monkeypatch.setenv,
+            aws_endpoint_url=moto_endpoint,
+            overrides={"SALESFORCE_ALLOWED_HOSTS": fake_host, "SALESFORCE_HTTP_HOSTS": fake_host},
+        )
         _, token = runtime.api_token_service().create(
             NewApiToken(name="fuzz", scopes=("admin",)), created_by="test_fuzz_api"
         )

@@ -8,8 +8,9 @@ tables come from `template.yaml`, so what is tested is what deploys.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,36 @@ from sfbroker import runtime
 from local import template as sam
 from local.events import proxy_event
 from local.lambdas import invoke
+from local.provision import LocalResources, provision
+
+# Generous for a loaded 2-core CI machine; the timeout tests stall longer than this.
+TEST_SALESFORCE_SETTINGS = {"SALESFORCE_TIMEOUT_SECONDS": "3", "SALESFORCE_MAX_RETRIES": "2"}
+
+
+def configure_handlers(
+    template: Mapping[str, Any],
+    set_env: Callable[[str, str], None],
+    *,
+    aws_endpoint_url: str,
+    dynamodb_endpoint_url: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> LocalResources:
+    """Fresh tables and key from the template, and the in-process handlers pointed at them.
+
+    `set_env` sets one variable (`monkeypatch.setenv`, or `os.environ.__setitem__`);
+    `overrides` win over the template's values. The runtime forgets its cached clients.
+    """
+    resources = provision(
+        aws_endpoint_url=aws_endpoint_url,
+        dynamodb_endpoint_url=dynamodb_endpoint_url,
+        stack_name=f"t{uuid.uuid4().hex[:10]}",
+        template=template,
+    )
+    environment = {**resources.environment, **TEST_SALESFORCE_SETTINGS, **(overrides or {})}
+    for name, value in environment.items():
+        set_env(name, value)
+    runtime.reset()
+    return resources
 
 
 class CallCounter(Counter[str]):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
+from local.ports import free_port
 from local.stack import READY_LINE
-from tests.conftest import free_port
 
 
 class StackFailed(RuntimeError):
