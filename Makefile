@@ -18,11 +18,13 @@ PORT ?= 3000
 # local/env.json (sam local) expects local AWS on 5000.
 AWS_PORT ?= 5000
 DB ?= moto
+# TLS=1: the fake Salesforce over https (the Salesforce CLI speaks nothing else).
+TLS ?=
 
 .PHONY: help run test lint fmt typecheck unit integration e2e validate-template bench clean admin-token
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt client/pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install it (pyenv install 3.13) or set PYTHON313=" >&2; exit 1; }
@@ -40,8 +42,11 @@ $(NODE_TOOLS): local/node/package.json local/node/package-lock.json
 	cd local/node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, PORT=3000, AWS_PORT=5000)
-	PYTHONPATH=layers/common $(PY) -m local.stack --port $(PORT) --aws-port $(AWS_PORT) --db $(DB)
+# make forwards only SIGTERM to a recipe: on SIGINT, SIGHUP or SIGQUIT sent to make alone
+# (not to the terminal's process group, as Ctrl-C is) it waits for the recipe to end.
+# --stop-with-parent has the stack notice that, and stop.
+run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, TLS=1, PORT=3000, AWS_PORT=5000)
+	exec $(PY) -m local.stack --port $(PORT) --aws-port $(AWS_PORT) --db $(DB) $(if $(filter 1,$(TLS)),--salesforce-tls) --stop-with-parent
 
 test: lint validate-template pytest ## Everything CI checks
 

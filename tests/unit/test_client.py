@@ -895,6 +895,50 @@ def test_redact_masks_known_values_and_secret_shapes() -> None:
     assert redact("a hunter2 b", ["hunter2"]) == "a ********** b"
     assert redact("exclude", ["x"]) == "exclude"  # too short to be a secret
     assert redact(f"x {ACCESS_TOKEN} y") == "x ********** y"
+    assert redact(f"bad: {AUTH_URL}.") == "bad: **********"
+
+
+@pytest.mark.parametrize(
+    "documentation",
+    [
+        "The auth URL is not of the form force://<clientId>:<clientSecret>:<refreshToken>@<host>",
+        "--sfdx-auth-url-stdin: nothing on stdin; pipe the force://... URL in",
+    ],
+)
+def test_redact_leaves_the_documentation_of_a_format_readable(documentation: str) -> None:
+    assert redact(documentation) == documentation
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_empty_stdin_error_shows_the_expected_format(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+    assert run_cli(FakeTransport(), "orgs", "register", "--sfdx-auth-url-stdin") == ExitCode.USAGE
+
+    err = capsys.readouterr().err
+    assert "pipe the force://... URL in" in err
+    assert "*" not in err
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize("limited", [True, False])
+def test_a_forced_refresh_answered_from_the_cache_says_so(
+    limited: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = {**TOKEN_BODY, "source": "cache", "forceRefreshLimited": limited}
+    transport = FakeTransport(Canned(body=body))
+
+    assert run_cli(transport, "token", "admin@acme.com", "--force-refresh") == ExitCode.OK
+
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == body
+    notes = [line for line in captured.err.splitlines() if "--force-refresh" in line]
+    assert len(notes) == (1 if limited else 0)
+    if limited:
+        assert "from the cache" in notes[0]
+        assert "less than a minute ago" in notes[0]
 
 
 # --- --sf-login ----------------------------------------------------------------------------
@@ -966,8 +1010,29 @@ def test_sf_login_passes_the_access_token_in_the_environment_not_argv(
     assert "SFBROKER_TOKEN" not in record["env"]  # the broker token stays with us
     assert record["stdin"] == ""
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == TOKEN_BODY  # sf's own output does not mix in
+    # Only what a CI log may show: no token (and sf's own output does not mix in).
+    assert json.loads(captured.out) == {
+        "username": "admin@acme.com",
+        "instanceUrl": "https://acme.my.salesforce.com",
+        "alias": "ci-org",
+    }
+    assert ACCESS_TOKEN not in captured.out + captured.err
     assert "Salesforce CLI logged in to admin@acme.com as 'ci-org'" in captured.err
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_sf_login_with_format_env_still_exports_the_credential(
+    fake_sf: FakeSf, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+
+    code = run_cli(
+        transport, "token", "admin@acme.com", "--sf-login", "ci", "--sf-bin", str(fake_sf.path),
+        "--format", "env",
+    )  # fmt: skip
+
+    assert code == ExitCode.OK
+    assert f"SF_ACCESS_TOKEN='{ACCESS_TOKEN}'" in capsys.readouterr().out.splitlines()
 
 
 def test_sf_login_sends_an_auth_url_on_stdin_not_argv(fake_sf: FakeSf) -> None:

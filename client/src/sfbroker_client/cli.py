@@ -118,9 +118,15 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _issue_token(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
-    return client.issue_token(
+    body = client.issue_token(
         args.username, min_validity_seconds=args.min_validity, force_refresh=args.force_refresh
     )
+    if body.get("forceRefreshLimited") is True:
+        sys.stderr.write(
+            f"{PROG}: note: --force-refresh answered from the cache: the org's token was "
+            "refreshed less than a minute ago (at most one forced refresh per org per minute)\n"
+        )
+    return body
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -312,7 +318,8 @@ def _add_sf_login_options(parser: argparse.ArgumentParser) -> None:
     options.add_argument(
         "--sf-login",
         metavar="ALIAS",
-        help="also log the Salesforce CLI in under ALIAS (secrets via env/stdin, never argv)",
+        help="also log the Salesforce CLI in under ALIAS (secrets via env/stdin, never argv); "
+        "--format json then prints only username, instanceUrl and alias",
     )
     options.add_argument(
         "--sf-bin",
@@ -360,7 +367,9 @@ def main(argv: Sequence[str] | None = None, *, session: requests.Session | None 
         body = command.run(client, args)
         secrets.extend(secret_values(body))
         if args.sf_login:
-            _sf_login(body, args)
+            login = _sf_login(body, args)
+            if args.format == "json":  # what a CI log may show: env and github export it all
+                body = login
         _write(body, args.format, github_files)
     except UsageError as exc:
         return _fail("usage_error", f"{exc} (see {PROG} --help)", ExitCode.USAGE, secrets)
@@ -437,11 +446,17 @@ def _check_format(command: Command, fmt: str) -> tuple[Path, Path] | None:
     return None
 
 
-def _sf_login(body: JsonObject, args: argparse.Namespace) -> None:
+def _sf_login(body: JsonObject, args: argparse.Namespace) -> JsonObject:
+    """Log the Salesforce CLI in; answer who it is logged in as, and where (no secret)."""
     sf_bin = args.sf_bin or os.environ.get("SFBROKER_SF_BIN") or DEFAULT_SF_BIN
     login = log_in(body, args.sf_login, sf_bin)
     who = login.username or body.get("username") or "the org"
     sys.stderr.write(f"{PROG}: Salesforce CLI logged in to {who} as '{args.sf_login}'\n")
+    return {
+        "username": login.username or body.get("username"),
+        "instanceUrl": body.get("instanceUrl"),
+        "alias": args.sf_login,
+    }
 
 
 def _write(body: JsonObject, fmt: str, github_files: tuple[Path, Path] | None) -> None:

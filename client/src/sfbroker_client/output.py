@@ -41,11 +41,12 @@ EXPORTED_FIELDS = (
 
 # Shapes of secrets that must never reach an error line, whatever a server or a child
 # process puts in its message: API tokens (sfb_<id>_<secret>), Salesforce access tokens
-# (<org id>!<session>) and SFDX auth URLs.
+# (<org id>!<session>) and SFDX auth URLs. The documentation of a format is no secret:
+# `force://<clientId>:...` and `force://...` stay readable.
 _SECRET_PATTERNS = (
     re.compile(r"sfb_[A-Za-z0-9_\-]+"),
     re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._\-]+"),
-    re.compile(r"force://\S+"),
+    re.compile(r"force://(?!<|\.\.\.)\S+"),
 )
 
 
