@@ -4,12 +4,19 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sfbroker.auth.access import ROUTE_ACCESS
+from sfbroker import runtime
 from sfbroker.http import build_resolver
 from sfbroker.observability import logger, tracer
+from sfbroker.openapi import openapi_document
 from sfbroker.routes import meta, orgs
 
-app = build_resolver(meta.router, orgs.router, access=ROUTE_ACCESS)
+runtime.settings()  # a missing or malformed variable fails the init, naming it
+
+app = build_resolver(
+    meta.build_router(openapi_document),
+    orgs.build_router(runtime.registration_service),
+    guard=runtime.access_control(),
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -4,12 +4,14 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sfbroker.auth.access import ROUTE_ACCESS
+from sfbroker import runtime
 from sfbroker.http import build_resolver
 from sfbroker.observability import logger, tracer
 from sfbroker.routes import tokens
 
-app = build_resolver(tokens.router, access=ROUTE_ACCESS)
+runtime.settings()  # a missing or malformed variable fails the init, naming it
+
+app = build_resolver(tokens.build_router(runtime.token_service), guard=runtime.access_control())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

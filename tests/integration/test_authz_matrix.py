@@ -1,5 +1,5 @@
 """The authorization matrix, generated from the routes of `template.yaml` and the access
-rules of `sfbroker/auth/access.py`: a new route without a rule fails here.
+rules of `sfbroker/auth/rules.py`: a new route without a rule fails here.
 
 Token API: every route x {no header, malformed header, unknown token, wrong secret,
 expired, revoked, missing scope, org pattern mismatch, correct}, through the real
@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 from sfbroker import runtime
-from sfbroker.auth.access import ROUTE_ACCESS, Access
 from sfbroker.auth.api_tokens import mint_token
 from sfbroker.auth.principal import ADMIN_SCOPE, SCOPES
+from sfbroker.auth.rules import ROUTE_ACCESS, Access
 
 from local import template as sam
 from tests.support.broker import Answer, Broker
@@ -95,7 +95,7 @@ def _id(route: sam.RouteSpec) -> str:
 
 def rule_of(route: sam.RouteSpec) -> Access:
     rule = ROUTE_ACCESS.get((route.method, route.path))
-    assert rule is not None, f"{_id(route)} has no access rule in sfbroker/auth/access.py"
+    assert rule is not None, f"{_id(route)} has no access rule in sfbroker/auth/rules.py"
     return rule
 
 

@@ -11,9 +11,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from sfbroker.auth.principal import RequestFacts
 from sfbroker.errors import DependencyUnavailable, InvalidRequest
-from sfbroker.services.audit import AuditTrail
+from sfbroker.services.audit import AuditTrail, RequestFacts
 from sfbroker.store.audit import AuditRecord, AuditStore
 from sfbroker.store.table import Table
 

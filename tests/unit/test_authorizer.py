@@ -13,9 +13,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from moto import mock_aws
 from pydantic import BaseModel
 from sfbroker import runtime
-from sfbroker.auth.access import Access
+from sfbroker.access import AccessControl
 from sfbroker.auth.api_tokens import parse_bearer, secret_hash
 from sfbroker.auth.principal import Principal, principal_from_request_context
+from sfbroker.auth.rules import Access
 from sfbroker.errors import DependencyUnavailable
 from sfbroker.http import build_resolver
 from sfbroker.store.api_tokens import ApiTokenRecord, ApiTokenStore
@@ -212,7 +213,7 @@ def unruled() -> dict[str, str]:
 
 
 RULES = {("POST", "/things/{username}"): Access("orgs:write", target="{username}")}
-app = build_resolver(router, access=RULES)
+app = build_resolver(router, guard=AccessControl(RULES, runtime.audit_trail))
 
 
 def call_app(method: str, resource: str, body: str | None, scopes: list[str]) -> tuple[int, Any]:

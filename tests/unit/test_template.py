@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sfbroker.auth.access import ROUTE_ACCESS
+from sfbroker.auth.rules import ROUTE_ACCESS
 
 from local.template import (
     REPO_ROOT,
@@ -166,7 +166,7 @@ def test_the_token_api_authorizes_with_the_request_authorizer(template: dict[str
 
 def test_every_route_has_an_access_rule_and_every_rule_a_route(template: dict[str, Any]) -> None:
     routes = {(route.method, route.path): route for route in api_routes(template)}
-    assert set(routes) == set(ROUTE_ACCESS), "template.yaml and sfbroker/auth/access.py differ"
+    assert set(routes) == set(ROUTE_ACCESS), "template.yaml and sfbroker/auth/rules.py differ"
     for (method, path), rule in ROUTE_ACCESS.items():
         assert rule.public == routes[(method, path)].auth_none, path
         if rule.target is not None:

@@ -22,11 +22,11 @@ from datetime import timedelta
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sfbroker.auth.principal import SCOPES, RequestFacts, token_principal_id
+from sfbroker.auth.principal import SCOPES, token_principal_id
 from sfbroker.errors import BrokerError
 from sfbroker.runtime import AWS_CONFIG, audit_writer, utc_now
 from sfbroker.services.api_tokens import DEFAULT_EXPIRY_DAYS, ApiTokenService, NewApiToken
-from sfbroker.services.audit import AuditTrail
+from sfbroker.services.audit import AuditTrail, RequestFacts
 from sfbroker.settings import Settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore

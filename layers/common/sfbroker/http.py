@@ -1,14 +1,15 @@
-"""The API's resolver: validation, access rules and audit, the one error mapping, the caller."""
+"""The API's resolver: validation on, the one error mapping, the caller. Pure: it knows
+no services and no wiring; authorization and audit come in as a `Guard`
+(`sfbroker.access.AccessControl`)."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -21,57 +22,48 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sfbroker import runtime
-from sfbroker.auth.access import Access
-from sfbroker.auth.principal import (
-    ANONYMOUS,
-    Principal,
-    principal_from_request_context,
-    request_facts,
-)
-from sfbroker.errors import (
-    BrokerError,
-    DependencyUnavailable,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    Unauthorized,
-)
+from sfbroker.auth.principal import Principal, principal_from_request_context
+from sfbroker.errors import BrokerError, DependencyUnavailable, InvalidRequest, NotFound
 from sfbroker.observability import logger
-from sfbroker.services.audit import PendingAudit
 
-AccessRules = Mapping[tuple[str, str], Access]
-Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
+# The resolver-context key under which a route names what its audited action turned out to be.
+AUDIT_NOTE = "sfbroker.audit_note"
 
 
-@dataclass
-class _AuditedRequest:
-    """The audit event of the request being handled, and what its route said about it."""
+@dataclass(frozen=True)
+class AuditNote:
+    """What only the route knows of its audited action: `org.replace` rather than
+    `org.register`; the username Salesforce reported."""
 
-    pending: PendingAudit
     action: str | None = None
     target: str | None = None
 
 
-_audited: ContextVar[_AuditedRequest | None] = ContextVar("sfbroker_audited", default=None)
+class Guard(Protocol):
+    """Authorization (and its audit) of every request, around the resolver's routes."""
+
+    def middleware(
+        self, app: APIGatewayRestResolver, next_middleware: NextMiddleware
+    ) -> Response[Any]: ...
+
+    def refusal(self, event: Mapping[str, Any]) -> BrokerError | None:
+        """The 401/403 of a request that failed validation before any middleware ran."""
+        ...
 
 
-def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGatewayRestResolver:
+def build_resolver(*routers: Router, guard: Guard | None = None) -> APIGatewayRestResolver:
     """A REST resolver with validation on and every error answered as API.md says.
 
-    With `access` (the functions pass `ROUTE_ACCESS`), every request is authorized by its
-    route's rule before the route runs — a route without a rule is refused — and audited
-    actions are recorded in the audit trail.
+    With a `guard` (the functions pass their `AccessControl`), every request is authorized
+    before its route runs, and what the guard audits is recorded.
     """
     app = APIGatewayRestResolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
-    if access is not None:
-        app.use([_access_middleware(access)])
+    if guard is not None:
+        app.use([guard.middleware])
 
     def error_response(error: BrokerError) -> Response[Any]:
-        if access is not None:
-            _audit_failure(app.current_event.raw_event, error, access)
         body: dict[str, Any] = {
             "error": error.code,
             "message": error.message,
@@ -91,11 +83,8 @@ def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGa
     def on_validation_error(error: RequestValidationError) -> Response[Any]:
         # Powertools validates before any middleware runs: a caller who may not call the
         # route learns that (401/403), not what its body lacks.
-        if access is not None:
-            try:
-                _authorize(app.current_event.raw_event, access)
-            except BrokerError as refused:
-                return error_response(refused)
+        if guard is not None and (refused := guard.refusal(app.current_event.raw_event)):
+            return error_response(refused)
         return error_response(
             InvalidRequest("The request is not valid", details=validation_details(error))
         )
@@ -112,19 +101,18 @@ def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGa
         problem = {"type": "body_unreadable", "loc": ("body",), "msg": UNREADABLE_BODY}
         return on_validation_error(RequestValidationError([problem]))
 
-    def on_not_found(_: NotFoundError) -> Response[Any]:
-        return error_response(NotFound("No such route"))
+    def on_not_found(error: NotFoundError) -> Response[Any]:
+        return error_response(as_broker_error(error))
 
     def on_aws_error(error: ClientError | BotoCoreError) -> Response[Any]:
         logger.warning("AWS call failed", extra={"aws_error": type(error).__name__})
-        return error_response(DependencyUnavailable("A storage service is unavailable"))
+        return error_response(as_broker_error(error))
 
-    def on_unexpected(_: Exception) -> Response[Any]:
+    def on_unexpected(error: Exception) -> Response[Any]:
         # The traceback goes to the log (our messages carry no secrets); the caller
         # gets the documented body, never a stack trace.
         logger.exception("unexpected error")
-        body = BrokerError("An unexpected error occurred; quote the request id")
-        return error_response(body)
+        return error_response(as_broker_error(error))
 
     app.exception_handler(BrokerError)(on_broker_error)
     app.exception_handler(RequestValidationError)(on_validation_error)
@@ -135,6 +123,17 @@ def build_resolver(*routers: Router, access: AccessRules | None = None) -> APIGa
     app.exception_handler([ClientError, BotoCoreError])(on_aws_error)
     app.exception_handler(Exception)(on_unexpected)
     return app
+
+
+def as_broker_error(error: Exception) -> BrokerError:
+    """The API's error for any exception a route can raise: the one mapping."""
+    if isinstance(error, BrokerError):
+        return error
+    if isinstance(error, NotFoundError):
+        return NotFound("No such route")
+    if isinstance(error, ClientError | BotoCoreError):
+        return DependencyUnavailable("A storage service is unavailable")
+    return BrokerError("An unexpected error occurred; quote the request id")
 
 
 UNREADABLE_BODY = "The body must be JSON, in UTF-8, sent as Content-Type: application/json"
@@ -175,13 +174,11 @@ def current_principal(app: APIGatewayRestResolver | Router) -> Principal:
     return principal_from_request_context(app.current_event.raw_event.get("requestContext") or {})
 
 
-def note_for_audit(*, action: str | None = None, target: str | None = None) -> None:
-    """Name what an audited action turned out to be, when only the route knows it
-    (`org.replace` rather than `org.register`; the username Salesforce reported)."""
-    audited = _audited.get()
-    if audited is not None:
-        audited.action = action or audited.action
-        audited.target = target or audited.target
+def note_for_audit(
+    app: APIGatewayRestResolver | Router, *, action: str | None = None, target: str | None = None
+) -> None:
+    """Name what an audited action turned out to be, when only the route knows it."""
+    app.context[AUDIT_NOTE] = AuditNote(action=action, target=target)
 
 
 def path_value(raw: str) -> str:
@@ -196,79 +193,3 @@ def path_value(raw: str) -> str:
 def no_content() -> Response[Any]:
     """An empty 204 answer."""
     return Response(status_code=HTTPStatus.NO_CONTENT, body=None)
-
-
-def _access_middleware(access: AccessRules) -> Middleware:
-    def enforce_access(
-        app: APIGatewayRestResolver, next_middleware: NextMiddleware
-    ) -> Response[Any]:
-        event = app.current_event.raw_event
-        principal, rule = _authorize(event, access)
-        if rule.action is None or principal is None:
-            return next_middleware(app)
-        audited = _AuditedRequest(
-            runtime.audit_trail().begin(
-                request_facts(event),
-                actor=principal.id,
-                action=rule.action,
-                target=rule.target_of(event.get("pathParameters") or {}),
-            )
-        )
-        _audited.set(audited)
-        response = next_middleware(app)
-        _audited.set(None)
-        audited.pending.settle(
-            "success" if response.status_code < 400 else "error",
-            action=audited.action,
-            target=audited.target,
-        )
-        return response
-
-    return enforce_access
-
-
-def _authorize(event: Mapping[str, Any], access: AccessRules) -> tuple[Principal | None, Access]:
-    """The caller and the rule of the request's route; raises 401/403 when refused."""
-    rule = access.get(_route_of(event))
-    if rule is None:
-        logger.error("route has no access rule", extra={"route": " ".join(_route_of(event))})
-        raise Forbidden("This route has no access rule")
-    if rule.public:
-        return None, rule
-    principal = principal_from_request_context(event.get("requestContext") or {})
-    if rule.scope is not None:
-        principal.require(rule.scope, rule.target_of(event.get("pathParameters") or {}))
-    return principal, rule
-
-
-def _audit_failure(event: Mapping[str, Any], error: BrokerError, access: AccessRules) -> None:
-    """Settle the audited action that failed, or record a refused request (401/403)."""
-    audited = _audited.get()
-    _audited.set(None)
-    facts = request_facts(event)
-    denied = isinstance(error, Forbidden | Unauthorized)
-    if audited is not None and audited.pending.request_id == facts.request_id:
-        try:
-            audited.pending.settle(
-                "denied" if denied else "error",
-                action="request.denied" if denied else audited.action,
-                target=audited.target,
-                reason=error.message if denied else error.code,
-            )
-        except DependencyUnavailable:
-            logger.warning("audit event of a failed request not written")
-        return
-    if not denied:
-        return
-    try:
-        actor = principal_from_request_context(event.get("requestContext") or {}).id
-    except Unauthorized:
-        actor = ANONYMOUS
-    rule = access.get(_route_of(event))
-    target = rule.target_of(event.get("pathParameters") or {}) if rule else None
-    runtime.audit_trail().record_denial(facts, actor=actor, target=target, reason=error.message)
-
-
-def _route_of(event: Mapping[str, Any]) -> tuple[str, str]:
-    """Method and resource (`/orgs/{username}`): the route as `template.yaml` names it."""
-    return str(event.get("httpMethod", "")).upper(), str(event.get("resource", ""))

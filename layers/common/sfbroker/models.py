@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from sfbroker.auth.principal import Scope
@@ -21,6 +29,13 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+    @classmethod
+    def of(cls, result: object) -> Self:
+        """The API's view of a service result: its fields of the same names (the one
+        mapping of each aggregate; what the model does not name, e.g. a sealed
+        credential, is left out)."""
+        return cls.model_validate(result, from_attributes=True)
 
 
 class RequestModel(ApiModel):
@@ -107,16 +122,27 @@ ApiTokenStatus = Literal["active", "expired", "revoked"]
 class ApiToken(ApiModel):
     """An API token as listings show it: never the token or its hash."""
 
-    id: str
+    id: str = Field(validation_alias=AliasChoices("id", "token_id"))
     name: str
     scopes: list[str]
-    orgs: list[str]
+    orgs: list[str] = Field(validation_alias=AliasChoices("orgs", "org_patterns"))
     status: ApiTokenStatus
     created_by: str
     created_at: datetime
     expires_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+    @classmethod
+    def of_token(cls, token: object, now: datetime) -> Self:
+        """The view of a stored token as of `now` (its status depends on it)."""
+        return cls.model_validate(token, from_attributes=True, context={"now": now})
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_as_of(cls, value: Any, info: ValidationInfo) -> Any:
+        # A stored token knows its status only for a given time: `status(now)`.
+        return value(info.context["now"]) if callable(value) and info.context else value
 
 
 class CreatedApiToken(ApiToken):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sfbroker import __version__
 from sfbroker.http import build_resolver
@@ -20,7 +20,12 @@ def openapi_document() -> dict[str, Any]:
     Validation errors answer 400 `invalid_request`, not Powertools' 422; every other
     error (401, 403, 404, 409, 422, 5xx) has the same body, documented as `default`.
     """
-    app = build_resolver(meta.router, orgs.router, tokens.router, admin.router)
+    app = build_resolver(
+        meta.build_router(openapi_document),
+        orgs.build_router(_not_served),
+        tokens.build_router(_not_served),
+        admin.build_router(_not_served, _not_served, _not_served),
+    )
     document: dict[str, Any] = app.get_openapi_schema(
         title="sfbroker", version=__version__
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -46,3 +51,8 @@ def openapi_document() -> dict[str, Any]:
                 "content": error_content,
             }
     return document
+
+
+def _not_served() -> NoReturn:
+    """The services of the document's resolver: it describes routes, it never runs them."""
+    raise RuntimeError("the OpenAPI resolver serves no requests")

@@ -1,7 +1,8 @@
-"""Collaborators of a warm container, built on first use from the settings.
+"""The composition root: settings, clients, stores and services of a warm container.
 
-Nothing here runs at import time: boto3 clients and the Salesforce session are created
-when a request first needs them and then reused by every later request.
+Handlers (and `local/`) wire their routers with the providers below. Nothing here runs
+at import time: boto3 clients and the Salesforce session are created when a request
+first needs them and then reused by every later request.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from sfbroker.access import AccessControl
+from sfbroker.auth.rules import ROUTE_ACCESS
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import TokenPolicy, TokenService
-from sfbroker.settings import get_settings
+from sfbroker.settings import Settings, get_settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
 from sfbroker.store.orgs import OrgStore
@@ -40,6 +43,11 @@ AWS_CONFIG = Config(
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def settings() -> Settings:
+    """The validated settings; raises `SettingsError` naming a missing or malformed variable."""
+    return get_settings()
 
 
 @cache
@@ -129,6 +137,11 @@ def audit_trail() -> AuditTrail:
         timedelta(days=get_settings().audit_retention_days),
         audit_writer(),
     )
+
+
+def access_control() -> AccessControl:
+    """Authorization and audit of every route, writing to this container's audit trail."""
+    return AccessControl(ROUTE_ACCESS, audit_trail)
 
 
 def reset() -> None:

@@ -55,26 +55,6 @@ class Principal:
         return any(fnmatchcase(target.lower(), p.lower()) for p in self.org_patterns)
 
 
-@dataclass(frozen=True)
-class RequestFacts:
-    """What identifies a request in the audit trail: its id, origin and route."""
-
-    request_id: str
-    source_ip: str | None
-    route: str | None
-
-
-def request_facts(event: Mapping[str, Any]) -> RequestFacts:
-    """Request id, source IP and route (`POST /orgs/{username}/token`) of an API Gateway
-    REST event (a proxy event or a REQUEST authorizer event: both carry them)."""
-    context = event.get("requestContext") or {}
-    return RequestFacts(
-        request_id=str(context.get("requestId") or "unknown"),
-        source_ip=(context.get("identity") or {}).get("sourceIp"),
-        route=f"{event.get('httpMethod', '?')} {event.get('resource', '?')}",
-    )
-
-
 def token_principal_id(token_id: str) -> str:
     """How an API token appears as a principal (and as the actor of the audit trail)."""
     return f"apitoken:{token_id}"

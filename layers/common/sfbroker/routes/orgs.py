@@ -8,86 +8,67 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from sfbroker import runtime
 from sfbroker.http import current_principal, no_content, note_for_audit, path_value
 from sfbroker.models import Org, OrgList, OrgType, RegisterOrgRequest
-from sfbroker.services.registration import Registration
-from sfbroker.store.orgs import OrgRecord
-
-router = Router()  # type: ignore[no-untyped-call]
+from sfbroker.routes import Provider
+from sfbroker.services.registration import Registration, RegistrationService
 
 Username = Annotated[str, Path(description="Salesforce username (percent-encoded)", max_length=240)]
 
 
-@router.post(
-    "/orgs",
-    tags=["orgs"],
-    summary="Register an org by its SFDX auth URL",
-    responses={
-        201: {"description": "Registered", "content": {"application/json": {"model": Org}}},
-        200: {
-            "description": "The credential of a registered org was replaced",
-            "content": {"application/json": {"model": Org}},
+def build_router(registrations: Provider[RegistrationService]) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
+
+    @router.post(
+        "/orgs",
+        tags=["orgs"],
+        summary="Register an org by its SFDX auth URL",
+        responses={
+            201: {"description": "Registered", "content": {"application/json": {"model": Org}}},
+            200: {
+                "description": "The credential of a registered org was replaced",
+                "content": {"application/json": {"model": Org}},
+            },
         },
-    },
-)
-def register_org(body: RegisterOrgRequest) -> Response[dict[str, Any]]:
-    registration = Registration(
-        auth_url=body.sfdx_auth_url.get_secret_value(),
-        is_dev_hub=body.is_dev_hub,
-        is_default=body.is_default,
-        alias=body.alias,
     )
-    org, created = runtime.registration_service().register(registration)
-    note_for_audit(action="org.register" if created else "org.replace", target=org.username)
-    return Response(
-        status_code=201 if created else 200,
-        content_type="application/json",
-        body=org_view(org).model_dump(mode="json", by_alias=True),
+    def register_org(body: RegisterOrgRequest) -> Response[dict[str, Any]]:
+        registration = Registration(
+            auth_url=body.sfdx_auth_url.get_secret_value(),
+            is_dev_hub=body.is_dev_hub,
+            is_default=body.is_default,
+            alias=body.alias,
+        )
+        org, created = registrations().register(registration)
+        note_for_audit(
+            router, action="org.register" if created else "org.replace", target=org.username
+        )
+        return Response(
+            status_code=201 if created else 200,
+            content_type="application/json",
+            body=Org.of(org).model_dump(mode="json", by_alias=True),
+        )
+
+    @router.get("/orgs", tags=["orgs"], summary="List registered orgs")
+    def list_orgs(
+        org_type: Annotated[OrgType | None, Query(alias="orgType")] = None,
+        is_dev_hub: Annotated[bool | None, Query(alias="isDevHub")] = None,
+    ) -> OrgList:
+        principal = current_principal(router)
+        orgs = registrations().list(org_type, is_dev_hub)
+        return OrgList(orgs=[Org.of(org) for org in orgs if principal.may_touch(org.username)])
+
+    @router.get("/orgs/<username>", tags=["orgs"], summary="Read one registered org")
+    def get_org(username: Username) -> Org:
+        return Org.of(registrations().get(path_value(username)))
+
+    @router.delete(
+        "/orgs/<username>",
+        tags=["orgs"],
+        summary="Forget an org and its credential",
+        responses={204: {"description": "Deleted"}},
     )
+    def delete_org(username: Username) -> Response[Any]:
+        registrations().delete(path_value(username))
+        return no_content()
 
-
-@router.get("/orgs", tags=["orgs"], summary="List registered orgs")
-def list_orgs(
-    org_type: Annotated[OrgType | None, Query(alias="orgType")] = None,
-    is_dev_hub: Annotated[bool | None, Query(alias="isDevHub")] = None,
-) -> OrgList:
-    principal = current_principal(router)
-    orgs = runtime.registration_service().list(org_type, is_dev_hub)
-    return OrgList(orgs=[org_view(org) for org in orgs if principal.may_touch(org.username)])
-
-
-@router.get("/orgs/<username>", tags=["orgs"], summary="Read one registered org")
-def get_org(username: Username) -> Org:
-    return org_view(runtime.registration_service().get(path_value(username)))
-
-
-@router.delete(
-    "/orgs/<username>",
-    tags=["orgs"],
-    summary="Forget an org and its credential",
-    responses={204: {"description": "Deleted"}},
-)
-def delete_org(username: Username) -> Response[Any]:
-    runtime.registration_service().delete(path_value(username))
-    return no_content()
-
-
-def org_view(org: OrgRecord) -> Org:
-    """The API's view of an org: every field but the sealed credential."""
-    return Org(
-        username=org.username,
-        org_id=org.org_id,
-        instance_url=org.instance_url,
-        login_url=org.login_url,
-        org_type=org.org_type,  # type: ignore[arg-type]
-        is_dev_hub=org.is_dev_hub,
-        is_default=org.is_default,
-        alias=org.alias,
-        is_jit_registration=org.is_jit_registration,
-        parent_production_username=org.parent_production_username,
-        sandbox_name=org.sandbox_name,
-        status=org.status,  # type: ignore[arg-type]
-        created_at=org.created_at,
-        updated_at=org.updated_at,
-    )
+    return router

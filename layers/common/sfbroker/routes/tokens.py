@@ -7,29 +7,33 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from sfbroker import runtime
 from sfbroker.http import path_value
 from sfbroker.models import AccessToken, IssueTokenRequest
+from sfbroker.routes import Provider
+from sfbroker.services.tokens import TokenService
 
-router = Router()  # type: ignore[no-untyped-call]
 
+def build_router(tokens: Provider[TokenService]) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
 
-@router.post("/orgs/<username>/token", tags=["tokens"], summary="Issue an access token")
-def issue_token(
-    username: Annotated[str, Path(description="Salesforce username", max_length=240)],
-    body: Annotated[IssueTokenRequest | None, Body()] = None,
-) -> AccessToken:
-    options = body or IssueTokenRequest()
-    issued = runtime.token_service().issue(
-        path_value(username),
-        min_validity_seconds=options.min_validity_seconds,
-        force_refresh=options.force_refresh,
-    )
-    return AccessToken(
-        access_token=issued.access_token.get_secret_value(),
-        instance_url=issued.instance_url,
-        username=issued.username,
-        org_id=issued.org_id,
-        expires_at=issued.expires_at,
-        source=issued.source,
-    )
+    @router.post("/orgs/<username>/token", tags=["tokens"], summary="Issue an access token")
+    def issue_token(
+        username: Annotated[str, Path(description="Salesforce username", max_length=240)],
+        body: Annotated[IssueTokenRequest | None, Body()] = None,
+    ) -> AccessToken:
+        options = body or IssueTokenRequest()
+        issued = tokens().issue(
+            path_value(username),
+            min_validity_seconds=options.min_validity_seconds,
+            force_refresh=options.force_refresh,
+        )
+        return AccessToken(
+            access_token=issued.access_token.get_secret_value(),
+            instance_url=issued.instance_url,
+            username=issued.username,
+            org_id=issued.org_id,
+            expires_at=issued.expires_at,
+            source=issued.source,
+        )
+
+    return router

@@ -18,12 +18,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
-from sfbroker.auth.principal import RequestFacts
 from sfbroker.errors import DependencyUnavailable, InvalidRequest
 from sfbroker.observability import logger
 from sfbroker.store.audit import AuditRecord, AuditStore, Outcome, audit_time
 
 DEFAULT_LOOKBACK = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What identifies a request in the audit trail: its id, origin and route."""
+
+    request_id: str
+    source_ip: str | None
+    route: str | None
 
 
 @dataclass(frozen=True)
