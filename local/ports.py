@@ -5,6 +5,16 @@ from __future__ import annotations
 import socket
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something on 127.0.0.1 holds `port` already."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the OS picks it; bind promptly)."""
     with socket.socket() as probe:

@@ -50,7 +50,7 @@ class LocalResources:
 def table_name(stack_name: str, logical_id: str) -> str:
     """The physical name of a table: ``sfbroker-<stack>[-<logical id words, minus Table>]``.
 
-    ``Table`` -> ``sfbroker-local``; ``IdempotencyTable`` -> ``sfbroker-local-idempotency``.
+    ``Table`` -> ``sfbroker-local``; ``AuditTable`` -> ``sfbroker-local-audit``.
     """
     words = [word.lower() for word in _WORD.findall(logical_id) if word != "Table"]
     return "-".join(["sfbroker", stack_name, *words])

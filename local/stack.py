@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import string
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from local import dynamodb_local
 from local import template as sam
 from local.apigw import GatewayServer, IamUser, build_gateway
 from local.fake_salesforce import DefaultSeed, start_fake_salesforce
+from local.ports import port_in_use
 from local.provision import LocalResources, provision
 from local.salesforce_cli import SalesforceCliMissing, sf_bin
 
@@ -355,13 +355,8 @@ def _trust_for_requests(ca_cert: Path, running: contextlib.ExitStack) -> None:
 
 
 def _check_port_free(port: int, flag: str) -> None:
-    if port == 0:
-        return
-    with socket.socket() as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            raise StartupFailed(f"port {port} is in use: choose another with {flag}") from None
+    if port and port_in_use(port):
+        raise StartupFailed(f"port {port} is in use: choose another with {flag}")
 
 
 def _start_moto(port: int, running: contextlib.ExitStack) -> str:

@@ -99,5 +99,5 @@ def test_reveal_round_trips_and_rotation_replaces_only_the_token() -> None:
     assert isinstance(rotated, AuthUrl)
     assert rotated.reveal() == "force://PlatformCLI:S3cr3t:5AepNEWTOKEN@acme.my.salesforce.com"
     assert parsed.refresh_token.get_secret_value() == TOKEN
-    assert rotated.hostname == "acme.my.salesforce.com"
-    assert parse_auth_url(f"force://{TOKEN}@127.0.0.1:8443").hostname == "127.0.0.1"
+    assert rotated.host == "acme.my.salesforce.com"
+    assert parse_auth_url(f"force://{TOKEN}@127.0.0.1:8443").host == "127.0.0.1:8443"

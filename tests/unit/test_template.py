@@ -39,7 +39,6 @@ EXPECTED_ROUTES = {
 APIS = ("IamApi", "TokenApi")
 REFS = {
     "Table": "sfbroker-local",
-    "IdempotencyTable": "sfbroker-local-idempotency",
     "EnvelopeKey": "alias/sfbroker-local",
     "IamApi": "a1b2c3d4e5",
     "TokenApi": "t0k3n4p1id",
@@ -364,18 +363,6 @@ def test_table_protection(template: dict[str, Any]) -> None:
     assert resolve(protection, REFS, {"DeletionProtection": "false"}) == "false"
 
 
-def test_idempotency_table_matches_powertools(template: dict[str, Any]) -> None:
-    definitions = {d.logical_id: d for d in table_definitions(template)}
-    idempotency = definitions["IdempotencyTable"]
-    assert idempotency.ttl_attribute == "expiration"
-    assert idempotency.create_table_kwargs["KeySchema"] == [
-        {"AttributeName": "id", "KeyType": "HASH"}
-    ]
-    assert idempotency.create_table_kwargs["AttributeDefinitions"] == [
-        {"AttributeName": "id", "AttributeType": "S"}
-    ]
-
-
 def test_envelope_key(template: dict[str, Any]) -> None:
     assert kms_key_ids(template) == ["EnvelopeKey"]
     key = _resource(template, "EnvelopeKey")
@@ -398,7 +385,6 @@ def test_function_environment(specs: list[FunctionSpec]) -> None:
         environment = function_environment(spec, REFS)
         assert environment == {
             "TABLE_NAME": "sfbroker-local",
-            "IDEMPOTENCY_TABLE_NAME": "sfbroker-local-idempotency",
             "KMS_KEY_ID": "alias/sfbroker-local",
             "SALESFORCE_ALLOWED_HOSTS": (
                 "*.salesforce.com,*.force.com,*.salesforce.mil,*.cloudforce.com,*.sfcrmproducts.cn"

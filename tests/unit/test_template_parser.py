@@ -301,7 +301,7 @@ class FakeDynamoDB:
         return {}
 
 
-NAMES = {"Table": "sfbroker-test-abc", "IdempotencyTable": "sfbroker-idem-abc"}
+NAMES = {"Table": "sfbroker-test-abc"}
 
 
 def test_create_tables_from_the_repo_template() -> None:
@@ -309,7 +309,7 @@ def test_create_tables_from_the_repo_template() -> None:
     create_tables(fake, NAMES)  # type: ignore[arg-type]
     assert set(fake.tables) == set(NAMES.values())
     assert fake.tables["sfbroker-test-abc"]["GlobalSecondaryIndexes"][0]["IndexName"] == "GSI1"
-    assert fake.ttl == {"sfbroker-test-abc": "ttl", "sfbroker-idem-abc": "expiration"}
+    assert fake.ttl == {"sfbroker-test-abc": "ttl"}
 
 
 def test_create_tables_is_repeatable() -> None:

@@ -37,11 +37,6 @@ class AuthUrl:
     refresh_token: SecretStr
     host: str
 
-    @property
-    def hostname(self) -> str:
-        """The host without its port."""
-        return self.host.rsplit(":", 1)[0] if ":" in self.host else self.host
-
     def with_refresh_token(self, refresh_token: str) -> AuthUrl:
         """The same credential after Salesforce rotated its refresh token."""
         return replace(self, refresh_token=SecretStr(refresh_token))

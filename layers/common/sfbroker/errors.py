@@ -61,10 +61,6 @@ class OrgCredentialsInvalid(BrokerError):
         )
 
 
-class AlreadyExists(BrokerError):
-    status, code = 409, "already_exists"
-
-
 class Conflict(BrokerError):
     status, code = 409, "conflict"
 

@@ -23,7 +23,6 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     table_name: str = Field(alias="TABLE_NAME", min_length=3)
-    idempotency_table_name: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE_NAME")
     kms_key_id: str = Field(alias="KMS_KEY_ID", min_length=1)
     salesforce_allowed_hosts: tuple[str, ...] = Field(
         default=tuple(DEFAULT_ALLOWED_HOSTS.split(",")), alias="SALESFORCE_ALLOWED_HOSTS"

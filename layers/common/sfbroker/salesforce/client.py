@@ -149,10 +149,9 @@ class SalesforceClient:
         self._expect_json(response, "describe")
         return True
 
-    def query(self, grant: TokenGrant, soql: str, *, tooling: bool = False) -> list[dict[str, Any]]:
+    def query(self, grant: TokenGrant, soql: str) -> list[dict[str, Any]]:
         """Run a SOQL query and return its records (first page: callers query small sets)."""
-        path = "/tooling/query" if tooling else "/query"
-        body = self._get(grant, f"{self._data_url(grant)}{path}?q={quote(soql)}")
+        body = self._get(grant, f"{self._data_url(grant)}/query?q={quote(soql)}")
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list):
             raise SalesforceError("Salesforce's query answer has no records")

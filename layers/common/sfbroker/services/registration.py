@@ -18,7 +18,7 @@ from sfbroker.errors import (
 )
 from sfbroker.observability import logger
 from sfbroker.services.tokens import TokenService
-from sfbroker.store.orgs import OrgRecord, OrgStore, org_key, record_name
+from sfbroker.store.orgs import OrgRecord, OrgStore, OrgType, credential_record
 from sfbroker.store.table import ConditionFailed
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class RegistrationService:
             status="active",
             created_at=existing.created_at if existing else now,
             updated_at=now,
-            auth_url=self.cipher.encrypt(record_name(org_key(user.username)), auth_url.reveal()),
+            auth_url=self.cipher.encrypt(credential_record(user.username), auth_url.reveal()),
         )
         try:
             if existing is None:
@@ -107,7 +107,7 @@ class RegistrationService:
         return org
 
     def list(
-        self, org_type: str | None = None, is_dev_hub: bool | None = None
+        self, org_type: OrgType | None = None, is_dev_hub: bool | None = None
     ) -> Iterator[OrgRecord]:
         for org in self.orgs.list(org_type):
             if is_dev_hub is None or org.is_dev_hub == is_dev_hub:
@@ -121,7 +121,7 @@ class RegistrationService:
         logger.info("org deleted", extra={"username": username})
 
 
-def org_type(organization: OrganizationInfo, *, is_dev_hub: bool) -> str:
+def org_type(organization: OrganizationInfo, *, is_dev_hub: bool) -> OrgType:
     """Scratch orgs are sandboxes with a trial expiration; a Dev Hub is a production org."""
     if organization.is_sandbox:
         return "scratch" if organization.trial_expiration_date else "sandbox"

@@ -21,13 +21,12 @@ from sfbroker.errors import (
 )
 from sfbroker.observability import count, logger
 from sfbroker.store.orgs import (
-    TOKEN,
     CachedToken,
     OrgRecord,
     OrgState,
     OrgStore,
-    org_key,
-    record_name,
+    credential_record,
+    token_record,
 )
 from sfbroker.store.table import ConditionFailed
 
@@ -68,14 +67,41 @@ class TokenService:
     def issue(
         self, username: str, *, min_validity_seconds: int = 600, force_refresh: bool = False
     ) -> IssuedToken:
-        """An access token valid for at least `min_validity_seconds` more."""
+        """An access token valid for at least `min_validity_seconds` more.
+
+        Reads the org; a cached token that will do is the answer. Otherwise takes the org's
+        refresh lease and reads again (another holder may have finished between the read
+        and the lease), then refreshes; or, while someone else holds the lease, waits with
+        backoff and reads again, until the lease's time is up.
+        """
         asked_at = self.clock()
         min_validity = timedelta(seconds=min_validity_seconds)
-        state = self.orgs.load(username)
-        org = _usable_org(state, username)
-        if cached := self._reusable(state, asked_at, min_validity, force_refresh):
-            return cached
-        return self._refresh_once(org, asked_at, min_validity, force_refresh)
+        holder = uuid.uuid4().hex
+        deadline = asked_at + timedelta(seconds=self.policy.lock_seconds + 5)
+        pause = 0.05
+        leased = False
+        try:
+            while True:
+                state = self.orgs.load(username)
+                org = _usable_org(state, username)
+                if cached := self._reusable(state, asked_at, min_validity, force_refresh):
+                    return cached
+                if leased:
+                    return self._refresh(org)
+                leased = self.orgs.acquire_refresh_lock(
+                    username, holder, self.clock(), self.policy.lock_seconds
+                )
+                if leased:
+                    continue
+                if self.clock() > deadline:
+                    raise DependencyUnavailable(
+                        "Another refresh of this org is taking too long; try again"
+                    )
+                self.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        finally:
+            if leased:
+                self.orgs.release_refresh_lock(username, holder)
 
     def _reusable(
         self, state: OrgState, asked_at: datetime, min_validity: timedelta, force_refresh: bool
@@ -89,9 +115,7 @@ class TokenService:
             asked_at, self.clock() - FORCED_REFRESH_INTERVAL
         ):
             return None
-        access_token = self.cipher.decrypt(
-            record_name(org_key(token.username, TOKEN)), token.envelope
-        )
+        access_token = self.cipher.decrypt(token_record(token.username), token.envelope)
         count("TokenCacheHit")
         return IssuedToken(
             access_token=SecretStr(access_token),
@@ -102,41 +126,12 @@ class TokenService:
             source="cache",
         )
 
-    def _refresh_once(
-        self, org: OrgRecord, asked_at: datetime, min_validity: timedelta, force_refresh: bool
-    ) -> IssuedToken:
-        holder = uuid.uuid4().hex
-        deadline = asked_at + timedelta(seconds=self.policy.lock_seconds + 5)
-        pause = 0.05
-        while True:
-            if self.orgs.acquire_refresh_lock(
-                org.username, holder, self.clock(), self.policy.lock_seconds
-            ):
-                try:
-                    # Another holder may have finished between our read and our lease.
-                    state = self.orgs.load(org.username)
-                    org = _usable_org(state, org.username)
-                    if cached := self._reusable(state, asked_at, min_validity, force_refresh):
-                        return cached
-                    return self._refresh(org)
-                finally:
-                    self.orgs.release_refresh_lock(org.username, holder)
-            if self.clock() > deadline:
-                raise DependencyUnavailable(
-                    "Another refresh of this org is taking too long; try again"
-                )
-            self.sleep(pause)
-            pause = min(pause * 2, 1.0)
-            state = self.orgs.load(org.username)
-            org = _usable_org(state, org.username)
-            if cached := self._reusable(state, asked_at, min_validity, force_refresh):
-                return cached
-
     def _refresh(self, org: OrgRecord) -> IssuedToken:
         if org.auth_url is None:
             raise Conflict(f"Org '{org.username}' has no stored credential to refresh")
-        meta_record = record_name(org_key(org.username))
-        auth_url = parse_auth_url(self.cipher.decrypt(meta_record, org.auth_url))
+        auth_url = parse_auth_url(
+            self.cipher.decrypt(credential_record(org.username), org.auth_url)
+        )
         try:
             grant = self.salesforce.refresh(auth_url)
         except CredentialsRejected:
@@ -160,7 +155,7 @@ class TokenService:
         now = self.clock()
         token = CachedToken(
             envelope=self.cipher.encrypt(
-                record_name(org_key(username, TOKEN)), grant.access_token.get_secret_value()
+                token_record(username), grant.access_token.get_secret_value()
             ),
             username=username,
             org_id=grant.org_id,
@@ -180,7 +175,7 @@ class TokenService:
 
     def _persist_rotated(self, org: OrgRecord, auth_url: str) -> None:
         """Salesforce rotated the refresh token: the old one is dead, store the new one now."""
-        envelope = self.cipher.encrypt(record_name(org_key(org.username)), auth_url)
+        envelope = self.cipher.encrypt(credential_record(org.username), auth_url)
         try:
             self.orgs.update_auth_url(org.username, envelope, org.version, self.clock())
         except ConditionFailed:

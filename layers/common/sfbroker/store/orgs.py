@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sfbroker.store.table import ConditionFailed, Table, epoch_seconds, from_epoch
+
+OrgType = Literal["production", "sandbox", "devhub", "scratch"]
+OrgStatus = Literal["active", "invalid"]
 
 META, TOKEN, REFRESH = "META", "TOKEN", "REFRESH"
 ORGS_INDEX, ORGS_PARTITION = "GSI1", "ORG"
@@ -21,8 +24,17 @@ def org_key(username: str, sort_key: str = META) -> dict[str, str]:
     return {"PK": f"ORG#{username.lower()}", "SK": sort_key}
 
 
-def record_name(key: dict[str, str]) -> str:
-    """The record key bound into an envelope's encryption context and AAD."""
+def credential_record(username: str) -> str:
+    """The name an org's sealed auth URL is bound to (encryption context and AAD)."""
+    return _record_name(org_key(username))
+
+
+def token_record(username: str) -> str:
+    """The name an org's sealed cached access token is bound to."""
+    return _record_name(org_key(username, TOKEN))
+
+
+def _record_name(key: dict[str, str]) -> str:
     return f"{key['PK']}/{key['SK']}"
 
 
@@ -34,11 +46,11 @@ class OrgRecord:
     org_id: str
     instance_url: str
     login_url: str
-    org_type: str
+    org_type: OrgType
     is_dev_hub: bool
     is_default: bool
     alias: str | None
-    status: str
+    status: OrgStatus
     created_at: datetime
     updated_at: datetime
     version: int = 1
@@ -62,9 +74,10 @@ class CachedToken:
 
 @dataclass(frozen=True)
 class OrgState:
+    """What a token request reads: the org and its cached token."""
+
     org: OrgRecord | None
     token: CachedToken | None
-    lock_expires_at: datetime | None
 
 
 class OrgStore:
@@ -74,9 +87,9 @@ class OrgStore:
         self._table = table
 
     def load(self, username: str) -> OrgState:
-        """Org, cached token and refresh lock in one consistent read."""
+        """Org and cached token in one consistent read (the refresh lease is written and
+        read only by its conditional writes)."""
         org = token = None
-        lock = None
         for item in self._table.query(
             "PK = :pk", {":pk": org_key(username)["PK"]}, consistent=True
         ):
@@ -84,15 +97,13 @@ class OrgStore:
                 org = _org_from(item)
             elif item["SK"] == TOKEN:
                 token = _token_from(item)
-            elif item["SK"] == REFRESH:
-                lock = from_epoch(item["ttl"])
-        return OrgState(org=org, token=token, lock_expires_at=lock)
+        return OrgState(org=org, token=token)
 
     def get(self, username: str) -> OrgRecord | None:
         item = self._table.get(org_key(username))
         return _org_from(item) if item else None
 
-    def list(self, org_type: str | None = None) -> Iterator[OrgRecord]:
+    def list(self, org_type: OrgType | None = None) -> Iterator[OrgRecord]:
         """Every registered org (optionally of one type), ordered by type and username."""
         condition, values = "GSI1PK = :p", {":p": ORGS_PARTITION}
         if org_type:
