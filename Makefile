@@ -50,10 +50,11 @@ run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=
 
 test: lint validate-template pytest ## Everything CI checks
 
-lint: $(VENV)/.installed ## ruff (lint + format check) and mypy --strict
+lint: $(VENV)/.installed ## ruff (lint + format check), mypy --strict and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	PYTHONPATH=layers/common:. $(VENV)/bin/lint-imports --no-cache
 
 fmt: $(VENV)/.installed ## Format and auto-fix
 	$(VENV)/bin/ruff format .
