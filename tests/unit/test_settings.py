@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from pathlib import Path
 
 import pytest
+from sfbroker import runtime
 from sfbroker.settings import DEFAULT_ALLOWED_HOSTS, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +59,48 @@ def test_the_layer_ships_the_runtime_dependency_group() -> None:
     lines = (ROOT / "layers/common/requirements.txt").read_text().splitlines()
     shipped = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert shipped == set(groups["runtime"])
+
+
+def _import_handler(function: str) -> None:
+    path = ROOT / "functions" / function / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"cold_{function}_handler", path)
+    assert spec is not None
+    assert spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+@pytest.mark.parametrize("function", ["orgs", "tokens", "admin", "authorizer"])
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"KMS_KEY_ID": "alias/x"}, "TABLE_NAME"),
+        (
+            {"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k", "REFRESH_LOCK_SECONDS": "0"},
+            "REFRESH_LOCK_SECONDS",
+        ),
+    ],
+)
+def test_a_function_fails_its_init_naming_a_missing_or_malformed_variable(
+    monkeypatch: pytest.MonkeyPatch, function: str, environ: dict[str, str], named: str
+) -> None:
+    for name in ("TABLE_NAME", "KMS_KEY_ID", "REFRESH_LOCK_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    try:
+        with pytest.raises(SettingsError, match=named):
+            _import_handler(function)
+    finally:
+        runtime.reset()
+
+
+def test_a_configured_function_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "sfbroker")
+    monkeypatch.setenv("KMS_KEY_ID", "alias/x")
+    runtime.reset()
+    try:
+        for function in ("orgs", "tokens", "admin", "authorizer"):
+            _import_handler(function)
+    finally:
+        runtime.reset()
