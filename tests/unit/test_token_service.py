@@ -1,0 +1,242 @@
+"""`TokenService` with in-memory collaborators and a fake clock: cache, lease, rotation,
+invalidation — the rules, without the stack."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sfbroker.authurl import parse_auth_url
+from sfbroker.errors import (
+    Conflict,
+    CredentialsRejected,
+    DependencyUnavailable,
+    OrgCredentialsInvalid,
+    OrgNotFound,
+)
+from sfbroker.services.tokens import TokenPolicy, TokenService
+from sfbroker.store.orgs import CachedToken, OrgRecord, credential_record, token_record
+from sfbroker.store.table import epoch_seconds
+
+from tests.support.memory import (
+    START,
+    Clock,
+    Lease,
+    MemoryCipher,
+    MemoryOrgStore,
+    ScriptedSalesforce,
+    grant,
+)
+
+USER = "admin@acme.com"
+AUTH_URL = "force://PlatformCLI::5AepOLDTOKEN@acme.my.salesforce.com"
+TTL = timedelta(seconds=5400)
+LOCK_SECONDS = 20
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.orgs = MemoryOrgStore()
+        self.cipher = MemoryCipher()
+        self.salesforce = ScriptedSalesforce()
+        self.service = TokenService(
+            self.orgs,
+            self.cipher,
+            self.salesforce,
+            TokenPolicy(token_ttl=TTL, lock_seconds=LOCK_SECONDS),
+            self.clock,
+            self.clock.sleep,
+        )
+        self.orgs.orgs[USER] = OrgRecord(
+            username=USER,
+            org_id="00D000000000001AAA",
+            instance_url="https://acme.my.salesforce.com",
+            login_url="https://acme.my.salesforce.com",
+            org_type="production",
+            is_dev_hub=False,
+            is_default=False,
+            alias=None,
+            status="active",
+            created_at=START,
+            updated_at=START,
+            version=4,
+            auth_url=self.cipher.encrypt(credential_record(USER), AUTH_URL),
+        )
+
+    def cache(self, access_token: str, *, valid_for: timedelta, refreshed_ago: float = 600) -> None:
+        now = self.clock()
+        self.orgs.tokens[USER] = CachedToken(
+            envelope=self.cipher.encrypt(token_record(USER), access_token),
+            username=USER,
+            org_id="00D000000000001AAA",
+            instance_url="https://acme.my.salesforce.com",
+            expires_at=now + valid_for,
+            refreshed_at=now - timedelta(seconds=refreshed_ago),
+        )
+
+    def stored_auth_url(self) -> str:
+        org = self.orgs.orgs[USER]
+        assert org.auth_url is not None
+        return self.cipher.decrypt(credential_record(USER), org.auth_url)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_a_cache_hit_reads_once_and_never_leases_or_refreshes(world: World) -> None:
+    world.cache("00Dxx!CACHED", valid_for=timedelta(hours=1))
+    issued = world.service.issue(USER)
+    assert (issued.source, issued.access_token.get_secret_value()) == ("cache", "00Dxx!CACHED")
+    assert world.orgs.calls == {"load": 1}
+    assert world.salesforce.presented == []
+
+
+def test_a_cache_miss_refreshes_once_under_the_lease_and_caches_the_token(world: World) -> None:
+    world.salesforce.refreshes = [grant("00Dxx!FRESH", issued_at=START - timedelta(seconds=3))]
+    issued = world.service.issue(USER)
+    assert (issued.source, issued.access_token.get_secret_value()) == ("refresh", "00Dxx!FRESH")
+    assert issued.expires_at == START - timedelta(seconds=3) + TTL
+    assert world.salesforce.presented == ["5AepOLDTOKEN"]
+    # Read, lease, read again under the lease, refresh, cache, give the lease back.
+    assert world.orgs.calls == {
+        "load": 2,
+        "acquire_refresh_lock": 1,
+        "put_token": 1,
+        "release_refresh_lock": 1,
+    }
+    assert world.orgs.leases == {}
+    cached = world.orgs.tokens[USER]
+    assert world.cipher.decrypt(token_record(USER), cached.envelope) == "00Dxx!FRESH"
+    assert cached.envelope["record"] == f"ORG#{USER}/TOKEN"
+
+
+@pytest.mark.parametrize(("valid_for", "source"), [(600, "cache"), (599, "refresh")])
+def test_min_validity_is_inclusive(world: World, valid_for: int, source: str) -> None:
+    world.cache("00Dxx!CACHED", valid_for=timedelta(seconds=valid_for))
+    world.salesforce.refreshes = [grant("00Dxx!FRESH")]
+    assert world.service.issue(USER, min_validity_seconds=600).source == source
+
+
+def test_a_forced_refresh_reuses_a_token_refreshed_within_the_minute(world: World) -> None:
+    world.cache("00Dxx!RECENT", valid_for=timedelta(hours=1), refreshed_ago=30)
+    assert world.service.issue(USER, force_refresh=True).source == "cache"
+    world.cache("00Dxx!OLDER", valid_for=timedelta(hours=1), refreshed_ago=61)
+    world.salesforce.refreshes = [grant("00Dxx!FORCED")]
+    assert world.service.issue(USER, force_refresh=True).source == "refresh"
+
+
+def test_a_held_lease_is_waited_for_and_its_holder_s_token_served(world: World) -> None:
+    world.orgs.leases[USER] = Lease("other", epoch_seconds(START) + LOCK_SECONDS)
+
+    def other_holder_finishes() -> None:
+        world.cache("00Dxx!THEIRS", valid_for=timedelta(hours=1))
+        world.orgs.leases.pop(USER)
+
+    world.clock.on_sleep = other_holder_finishes
+    issued = world.service.issue(USER)
+    assert (issued.source, issued.access_token.get_secret_value()) == ("cache", "00Dxx!THEIRS")
+    assert world.clock.sleeps == [0.05]
+    assert world.salesforce.presented == []
+    assert world.orgs.calls["acquire_refresh_lock"] == 1
+    assert world.orgs.calls["release_refresh_lock"] == 0
+
+
+def test_an_expired_lease_is_taken_over_at_once(world: World) -> None:
+    world.orgs.leases[USER] = Lease("gone", epoch_seconds(START) - 1)
+    world.salesforce.refreshes = [grant("00Dxx!FRESH")]
+    assert world.service.issue(USER).source == "refresh"
+    assert world.clock.sleeps == []
+
+
+def test_a_crashed_holder_s_lease_is_taken_once_it_expires(world: World) -> None:
+    # The holder died without releasing: its lease lives LOCK_SECONDS, then is taken.
+    world.orgs.leases[USER] = Lease("crashed", epoch_seconds(START) + LOCK_SECONDS)
+    world.salesforce.refreshes = [grant("00Dxx!FRESH")]
+    issued = world.service.issue(USER)
+    assert issued.source == "refresh"
+    assert world.salesforce.presented == ["5AepOLDTOKEN"]
+    assert world.clock.sleeps[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
+    assert set(world.clock.sleeps[5:]) == {1.0}  # backoff is capped at a second
+    waited = world.clock() - START
+    assert timedelta(seconds=LOCK_SECONDS) < waited <= timedelta(seconds=LOCK_SECONDS + 2)
+    assert world.orgs.leases == {}
+
+
+def test_a_lease_that_outlives_the_deadline_answers_503_without_refreshing(world: World) -> None:
+    world.orgs.leases[USER] = Lease("stuck", epoch_seconds(START) + 3600)
+    with pytest.raises(DependencyUnavailable):
+        world.service.issue(USER)
+    assert world.clock() - START > timedelta(seconds=LOCK_SECONDS + 5)
+    assert world.salesforce.presented == []
+    assert world.orgs.leases[USER].holder == "stuck"
+
+
+def test_a_rotated_refresh_token_is_persisted_over_the_version_it_came_from(world: World) -> None:
+    world.salesforce.refreshes = [grant("00Dxx!FRESH", refresh_token="5AepNEWTOKEN")]
+    assert world.service.issue(USER).source == "refresh"
+    org = world.orgs.orgs[USER]
+    assert org.version == 5
+    assert parse_auth_url(world.stored_auth_url()).refresh_token.get_secret_value() == (
+        "5AepNEWTOKEN"
+    )
+    assert org.auth_url is not None
+    assert org.auth_url["record"] == f"ORG#{USER}/META"
+
+
+def test_a_rotation_superseded_by_a_new_registration_keeps_the_new_credential(
+    world: World,
+) -> None:
+    def registered_again() -> None:
+        org = world.orgs.orgs[USER]
+        world.orgs.orgs[USER] = replace(
+            org,
+            version=org.version + 1,
+            auth_url=world.cipher.encrypt(
+                credential_record(USER),
+                "force://PlatformCLI::5AepREGISTERED@acme.my.salesforce.com",
+            ),
+        )
+
+    world.salesforce.during_refresh = registered_again
+    world.salesforce.refreshes = [grant("00Dxx!FRESH", refresh_token="5AepROTATED")]
+    assert world.service.issue(USER).source == "refresh"
+    assert "5AepREGISTERED" in world.stored_auth_url()
+
+
+def test_invalid_grant_marks_the_org_invalid_and_drops_its_token(world: World) -> None:
+    world.cache("00Dxx!STALE", valid_for=timedelta(seconds=60))
+    world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
+    with pytest.raises(OrgCredentialsInvalid):
+        world.service.issue(USER)
+    org = world.orgs.orgs[USER]
+    assert (org.status, org.version) == ("invalid", 5)
+    assert USER not in world.orgs.tokens
+    assert world.orgs.leases == {}
+    # From now on the org answers 409 without asking Salesforce.
+    with pytest.raises(OrgCredentialsInvalid):
+        world.service.issue(USER)
+    assert world.salesforce.presented == ["5AepOLDTOKEN"]
+
+
+def test_invalid_grant_does_not_mark_an_org_registered_again_meanwhile(world: World) -> None:
+    def registered_again() -> None:
+        org = world.orgs.orgs[USER]
+        world.orgs.orgs[USER] = replace(org, version=org.version + 1)
+
+    world.salesforce.during_refresh = registered_again
+    world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
+    with pytest.raises(Conflict):
+        world.service.issue(USER)
+    org = world.orgs.orgs[USER]
+    assert (org.status, org.version) == ("active", 5)
+    assert world.orgs.calls["mark_invalid"] == 1
+
+
+def test_an_unknown_org_is_404_before_any_lease(world: World) -> None:
+    with pytest.raises(OrgNotFound):
+        world.service.issue("nobody@acme.com")
+    assert world.orgs.calls == {"load": 1}
