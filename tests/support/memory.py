@@ -17,10 +17,14 @@ from pydantic import SecretStr
 from sfbroker.authurl import AuthUrl
 from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
 from sfbroker.salesforce import OrganizationInfo, SalesforceClient, TokenGrant, UserInfo
+from sfbroker.services.registration import RegistrationService
+from sfbroker.services.tokens import TokenPolicy, TokenService
 from sfbroker.store.orgs import CachedToken, OrgRecord, OrgState, OrgStore, OrgType
 from sfbroker.store.table import ConditionFailed, epoch_seconds
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+TOKEN_TTL = timedelta(seconds=5400)
+LOCK_SECONDS = 20
 
 
 class Clock:
@@ -215,3 +219,24 @@ def grant(
         issued_at=issued_at,
         refresh_token=SecretStr(refresh_token) if refresh_token else None,
     )
+
+
+class OrgServices:
+    """Token issuance and registration over in-memory collaborators sharing one clock."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.orgs = MemoryOrgStore()
+        self.cipher = MemoryCipher()
+        self.salesforce = ScriptedSalesforce()
+        self.tokens = TokenService(
+            self.orgs,
+            self.cipher,
+            self.salesforce,
+            TokenPolicy(token_ttl=TOKEN_TTL, lock_seconds=LOCK_SECONDS),
+            self.clock,
+            self.clock.sleep,
+        )
+        self.registration = RegistrationService(
+            self.orgs, self.cipher, self.salesforce, self.tokens, self.clock
+        )

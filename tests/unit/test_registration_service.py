@@ -7,17 +7,13 @@ from datetime import timedelta
 
 import pytest
 from sfbroker.errors import Conflict, CredentialsRejected, InvalidAuthUrl, NotADevHub
-from sfbroker.services.registration import Registration, RegistrationService
-from sfbroker.services.tokens import TokenPolicy, TokenService
+from sfbroker.services.registration import Registration
 from sfbroker.store.orgs import OrgRecord, credential_record, token_record
 
 from tests.support.memory import (
     PRODUCTION,
     START,
-    Clock,
-    MemoryCipher,
-    MemoryOrgStore,
-    ScriptedSalesforce,
+    OrgServices,
     grant,
 )
 
@@ -25,33 +21,14 @@ USER = "admin@acme.com"
 AUTH_URL = "force://PlatformCLI::5AepFIRST@acme.my.salesforce.com"
 
 
-class World:
-    def __init__(self) -> None:
-        self.clock = Clock()
-        self.orgs = MemoryOrgStore()
-        self.cipher = MemoryCipher()
-        self.salesforce = ScriptedSalesforce()
-        tokens = TokenService(
-            self.orgs,
-            self.cipher,
-            self.salesforce,
-            TokenPolicy(token_ttl=timedelta(seconds=5400), lock_seconds=20),
-            self.clock,
-            self.clock.sleep,
-        )
-        self.service = RegistrationService(
-            self.orgs, self.cipher, self.salesforce, tokens, self.clock
-        )
-
-
 @pytest.fixture
-def world() -> World:
-    return World()
+def world() -> OrgServices:
+    return OrgServices()
 
 
-def test_a_new_org_is_sealed_under_its_record_and_its_token_cached(world: World) -> None:
+def test_a_new_org_is_sealed_under_its_record_and_its_token_cached(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
-    org, created = world.service.register(Registration(auth_url=AUTH_URL, alias="acme"))
+    org, created = world.registration.register(Registration(auth_url=AUTH_URL, alias="acme"))
     assert created
     assert (org.username, org.org_type, org.status, org.version) == (
         USER,
@@ -68,13 +45,13 @@ def test_a_new_org_is_sealed_under_its_record_and_its_token_cached(world: World)
 
 
 def test_registering_again_replaces_over_the_version_and_keeps_the_creation_time(
-    world: World,
+    world: OrgServices,
 ) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST"), grant("00Dxx!SECOND")]
-    world.service.register(Registration(auth_url=AUTH_URL))
+    world.registration.register(Registration(auth_url=AUTH_URL))
     world.clock.advance(3600)
     second = "force://PlatformCLI::5AepSECOND@acme.my.salesforce.com"
-    org, created = world.service.register(Registration(auth_url=second, is_default=True))
+    org, created = world.registration.register(Registration(auth_url=second, is_default=True))
     assert not created
     assert (org.version, org.created_at, org.updated_at) == (
         2,
@@ -85,45 +62,45 @@ def test_registering_again_replaces_over_the_version_and_keeps_the_creation_time
     assert world.cipher.decrypt(credential_record(USER), org.auth_url) == second
 
 
-def test_a_rotated_refresh_token_is_what_gets_stored(world: World) -> None:
+def test_a_rotated_refresh_token_is_what_gets_stored(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST", refresh_token="5AepROTATED")]
-    org, _ = world.service.register(Registration(auth_url=AUTH_URL))
+    org, _ = world.registration.register(Registration(auth_url=AUTH_URL))
     assert org.auth_url is not None
     assert world.cipher.decrypt(credential_record(USER), org.auth_url) == (
         "force://PlatformCLI::5AepROTATED@acme.my.salesforce.com"
     )
 
 
-def test_a_rejected_auth_url_stores_nothing(world: World) -> None:
+def test_a_rejected_auth_url_stores_nothing(world: OrgServices) -> None:
     world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
     with pytest.raises(InvalidAuthUrl):
-        world.service.register(Registration(auth_url=AUTH_URL))
+        world.registration.register(Registration(auth_url=AUTH_URL))
     assert (world.orgs.orgs, world.orgs.tokens) == ({}, {})
 
 
-def test_asking_for_a_dev_hub_that_is_not_one_stores_nothing(world: World) -> None:
+def test_asking_for_a_dev_hub_that_is_not_one_stores_nothing(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
     with pytest.raises(NotADevHub):
-        world.service.register(Registration(auth_url=AUTH_URL, is_dev_hub=True))
+        world.registration.register(Registration(auth_url=AUTH_URL, is_dev_hub=True))
     assert (world.orgs.orgs, world.orgs.tokens) == ({}, {})
 
 
-def test_a_dev_hub_and_a_scratch_org_are_typed_by_what_salesforce_says(world: World) -> None:
+def test_a_dev_hub_and_a_scratch_org_are_typed_by_what_salesforce_says(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!HUB")]
     world.salesforce.dev_hub = True
-    hub, _ = world.service.register(Registration(auth_url=AUTH_URL, is_dev_hub=True))
+    hub, _ = world.registration.register(Registration(auth_url=AUTH_URL, is_dev_hub=True))
     assert (hub.org_type, hub.is_dev_hub) == ("devhub", True)
     world.salesforce.dev_hub = False
     world.salesforce.organization_info = replace(
         PRODUCTION, is_sandbox=True, trial_expiration_date="2026-12-10"
     )
     world.salesforce.refreshes = [grant("00Dxx!SCRATCH")]
-    scratch, _ = world.service.register(Registration(auth_url=AUTH_URL))
+    scratch, _ = world.registration.register(Registration(auth_url=AUTH_URL))
     assert scratch.org_type == "scratch"
 
 
 def test_a_concurrent_registration_answers_conflict_and_caches_nothing(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: OrgServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
     create = world.orgs.create
@@ -134,6 +111,6 @@ def test_a_concurrent_registration_answers_conflict_and_caches_nothing(
 
     monkeypatch.setattr(world.orgs, "create", raced)
     with pytest.raises(Conflict):
-        world.service.register(Registration(auth_url=AUTH_URL))
+        world.registration.register(Registration(auth_url=AUTH_URL))
     assert world.orgs.orgs[USER].alias == "theirs"
     assert world.orgs.tokens == {}

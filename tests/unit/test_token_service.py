@@ -15,40 +15,25 @@ from sfbroker.errors import (
     OrgCredentialsInvalid,
     OrgNotFound,
 )
-from sfbroker.services.tokens import TokenPolicy, TokenService
 from sfbroker.store.orgs import CachedToken, OrgRecord, credential_record, token_record
 from sfbroker.store.table import epoch_seconds
 
 from tests.support.memory import (
+    LOCK_SECONDS,
     START,
-    Clock,
+    TOKEN_TTL,
     Lease,
-    MemoryCipher,
-    MemoryOrgStore,
-    ScriptedSalesforce,
+    OrgServices,
     grant,
 )
 
 USER = "admin@acme.com"
 AUTH_URL = "force://PlatformCLI::5AepOLDTOKEN@acme.my.salesforce.com"
-TTL = timedelta(seconds=5400)
-LOCK_SECONDS = 20
 
 
-class World:
+class World(OrgServices):
     def __init__(self) -> None:
-        self.clock = Clock()
-        self.orgs = MemoryOrgStore()
-        self.cipher = MemoryCipher()
-        self.salesforce = ScriptedSalesforce()
-        self.service = TokenService(
-            self.orgs,
-            self.cipher,
-            self.salesforce,
-            TokenPolicy(token_ttl=TTL, lock_seconds=LOCK_SECONDS),
-            self.clock,
-            self.clock.sleep,
-        )
+        super().__init__()
         self.orgs.orgs[USER] = OrgRecord(
             username=USER,
             org_id="00D000000000001AAA",
@@ -89,7 +74,7 @@ def world() -> World:
 
 def test_a_cache_hit_reads_once_and_never_leases_or_refreshes(world: World) -> None:
     world.cache("00Dxx!CACHED", valid_for=timedelta(hours=1))
-    issued = world.service.issue(USER)
+    issued = world.tokens.issue(USER)
     assert (issued.source, issued.access_token.get_secret_value()) == ("cache", "00Dxx!CACHED")
     assert world.orgs.calls == {"load": 1}
     assert world.salesforce.presented == []
@@ -97,9 +82,9 @@ def test_a_cache_hit_reads_once_and_never_leases_or_refreshes(world: World) -> N
 
 def test_a_cache_miss_refreshes_once_under_the_lease_and_caches_the_token(world: World) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FRESH", issued_at=START - timedelta(seconds=3))]
-    issued = world.service.issue(USER)
+    issued = world.tokens.issue(USER)
     assert (issued.source, issued.access_token.get_secret_value()) == ("refresh", "00Dxx!FRESH")
-    assert issued.expires_at == START - timedelta(seconds=3) + TTL
+    assert issued.expires_at == START - timedelta(seconds=3) + TOKEN_TTL
     assert world.salesforce.presented == ["5AepOLDTOKEN"]
     # Read, lease, read again under the lease, refresh, cache, give the lease back.
     assert world.orgs.calls == {
@@ -118,15 +103,15 @@ def test_a_cache_miss_refreshes_once_under_the_lease_and_caches_the_token(world:
 def test_min_validity_is_inclusive(world: World, valid_for: int, source: str) -> None:
     world.cache("00Dxx!CACHED", valid_for=timedelta(seconds=valid_for))
     world.salesforce.refreshes = [grant("00Dxx!FRESH")]
-    assert world.service.issue(USER, min_validity_seconds=600).source == source
+    assert world.tokens.issue(USER, min_validity_seconds=600).source == source
 
 
 def test_a_forced_refresh_reuses_a_token_refreshed_within_the_minute(world: World) -> None:
     world.cache("00Dxx!RECENT", valid_for=timedelta(hours=1), refreshed_ago=30)
-    assert world.service.issue(USER, force_refresh=True).source == "cache"
+    assert world.tokens.issue(USER, force_refresh=True).source == "cache"
     world.cache("00Dxx!OLDER", valid_for=timedelta(hours=1), refreshed_ago=61)
     world.salesforce.refreshes = [grant("00Dxx!FORCED")]
-    assert world.service.issue(USER, force_refresh=True).source == "refresh"
+    assert world.tokens.issue(USER, force_refresh=True).source == "refresh"
 
 
 def test_a_held_lease_is_waited_for_and_its_holder_s_token_served(world: World) -> None:
@@ -137,7 +122,7 @@ def test_a_held_lease_is_waited_for_and_its_holder_s_token_served(world: World) 
         world.orgs.leases.pop(USER)
 
     world.clock.on_sleep = other_holder_finishes
-    issued = world.service.issue(USER)
+    issued = world.tokens.issue(USER)
     assert (issued.source, issued.access_token.get_secret_value()) == ("cache", "00Dxx!THEIRS")
     assert world.clock.sleeps == [0.05]
     assert world.salesforce.presented == []
@@ -148,7 +133,7 @@ def test_a_held_lease_is_waited_for_and_its_holder_s_token_served(world: World) 
 def test_an_expired_lease_is_taken_over_at_once(world: World) -> None:
     world.orgs.leases[USER] = Lease("gone", epoch_seconds(START) - 1)
     world.salesforce.refreshes = [grant("00Dxx!FRESH")]
-    assert world.service.issue(USER).source == "refresh"
+    assert world.tokens.issue(USER).source == "refresh"
     assert world.clock.sleeps == []
 
 
@@ -156,7 +141,7 @@ def test_a_crashed_holder_s_lease_is_taken_once_it_expires(world: World) -> None
     # The holder died without releasing: its lease lives LOCK_SECONDS, then is taken.
     world.orgs.leases[USER] = Lease("crashed", epoch_seconds(START) + LOCK_SECONDS)
     world.salesforce.refreshes = [grant("00Dxx!FRESH")]
-    issued = world.service.issue(USER)
+    issued = world.tokens.issue(USER)
     assert issued.source == "refresh"
     assert world.salesforce.presented == ["5AepOLDTOKEN"]
     assert world.clock.sleeps[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
@@ -169,7 +154,7 @@ def test_a_crashed_holder_s_lease_is_taken_once_it_expires(world: World) -> None
 def test_a_lease_that_outlives_the_deadline_answers_503_without_refreshing(world: World) -> None:
     world.orgs.leases[USER] = Lease("stuck", epoch_seconds(START) + 3600)
     with pytest.raises(DependencyUnavailable):
-        world.service.issue(USER)
+        world.tokens.issue(USER)
     assert world.clock() - START > timedelta(seconds=LOCK_SECONDS + 5)
     assert world.salesforce.presented == []
     assert world.orgs.leases[USER].holder == "stuck"
@@ -177,7 +162,7 @@ def test_a_lease_that_outlives_the_deadline_answers_503_without_refreshing(world
 
 def test_a_rotated_refresh_token_is_persisted_over_the_version_it_came_from(world: World) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FRESH", refresh_token="5AepNEWTOKEN")]
-    assert world.service.issue(USER).source == "refresh"
+    assert world.tokens.issue(USER).source == "refresh"
     org = world.orgs.orgs[USER]
     assert org.version == 5
     assert parse_auth_url(world.stored_auth_url()).refresh_token.get_secret_value() == (
@@ -203,7 +188,7 @@ def test_a_rotation_superseded_by_a_new_registration_keeps_the_new_credential(
 
     world.salesforce.during_refresh = registered_again
     world.salesforce.refreshes = [grant("00Dxx!FRESH", refresh_token="5AepROTATED")]
-    assert world.service.issue(USER).source == "refresh"
+    assert world.tokens.issue(USER).source == "refresh"
     assert "5AepREGISTERED" in world.stored_auth_url()
 
 
@@ -211,14 +196,14 @@ def test_invalid_grant_marks_the_org_invalid_and_drops_its_token(world: World) -
     world.cache("00Dxx!STALE", valid_for=timedelta(seconds=60))
     world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
     with pytest.raises(OrgCredentialsInvalid):
-        world.service.issue(USER)
+        world.tokens.issue(USER)
     org = world.orgs.orgs[USER]
     assert (org.status, org.version) == ("invalid", 5)
     assert USER not in world.orgs.tokens
     assert world.orgs.leases == {}
     # From now on the org answers 409 without asking Salesforce.
     with pytest.raises(OrgCredentialsInvalid):
-        world.service.issue(USER)
+        world.tokens.issue(USER)
     assert world.salesforce.presented == ["5AepOLDTOKEN"]
 
 
@@ -230,7 +215,7 @@ def test_invalid_grant_does_not_mark_an_org_registered_again_meanwhile(world: Wo
     world.salesforce.during_refresh = registered_again
     world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
     with pytest.raises(Conflict):
-        world.service.issue(USER)
+        world.tokens.issue(USER)
     org = world.orgs.orgs[USER]
     assert (org.status, org.version) == ("active", 5)
     assert world.orgs.calls["mark_invalid"] == 1
@@ -238,5 +223,5 @@ def test_invalid_grant_does_not_mark_an_org_registered_again_meanwhile(world: Wo
 
 def test_an_unknown_org_is_404_before_any_lease(world: World) -> None:
     with pytest.raises(OrgNotFound):
-        world.service.issue("nobody@acme.com")
+        world.tokens.issue("nobody@acme.com")
     assert world.orgs.calls == {"load": 1}
