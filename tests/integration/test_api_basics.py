@@ -55,7 +55,7 @@ def test_bad_bodies_are_400_invalid_request(broker: Broker) -> None:
             "POST",
             "/orgs",
             '{"sfdxAuthUrl": "force://PlatformCLI::5Aep1234@acme.my.salesforce.com", "extra": 1}',
-            "extra",
+            "body",  # a name the caller sent is not echoed: only the model's fields are named
         ),
         ("POST", "/orgs", '{"sfdxAuthUrl": 12}', "sfdxAuthUrl"),
         # No coercion: 0 is not false, "true" is not true.

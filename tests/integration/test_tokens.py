@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -46,7 +47,11 @@ def test_ten_requests_cost_salesforce_nothing_and_dynamodb_one_read_each(
     # One read; the audit event's write runs beside it, not after it.
     assert broker.aws_calls == {"dynamodb.Query": 10, "dynamodb.PutItem": 10}
     body = answers[0].body
-    assert set(body) == {"accessToken", "instanceUrl", "username", "orgId", "expiresAt", "source"}
+    assert set(body) == {
+        "accessToken", "instanceUrl", "username", "orgId", "expiresAt", "source",
+        "forceRefreshLimited",
+    }  # fmt: skip
+    assert body["forceRefreshLimited"] is False
     assert body["instanceUrl"] == salesforce.base_url
 
 
@@ -62,6 +67,9 @@ def test_a_cold_cache_refreshes_once_then_serves_from_cache(
     rest = [issue(broker) for _ in range(9)]
     assert {a.body["source"] for a in rest} == {"cache"}
     assert {a.body["accessToken"] for a in rest} == {first.body["accessToken"]}
+    # One token, one expiry, in API.md's format: fresh or from the cache alike.
+    assert {a.body["expiresAt"] for a in rest} == {first.body["expiresAt"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first.body["expiresAt"])
     assert salesforce.counts["oauth2/token"] == 1
     # One KMS Decrypt for the auth URL and one GenerateDataKey for the token; then none.
     assert broker.aws_calls["kms.Decrypt"] == 1
@@ -96,11 +104,26 @@ def test_min_validity_and_forced_refresh(
     assert salesforce.counts["oauth2/token"] == 1
     drop_cached_token(broker)
     fresh = issue(broker)
-    assert fresh.body["source"] == "refresh"
+    assert (fresh.body["source"], fresh.body["forceRefreshLimited"]) == ("refresh", False)
     # A forced refresh right after a refresh is served the fresh token: one per minute.
+    # The answer says so, for a caller who expected a new token.
     forced = [issue(broker, forceRefresh=True) for _ in range(3)]
-    assert {a.body["source"] for a in forced} == {"cache"}
+    assert {(a.body["source"], a.body["forceRefreshLimited"]) for a in forced} == {("cache", True)}
+    assert {a.body["accessToken"] for a in forced} == {fresh.body["accessToken"]}
     assert salesforce.counts["oauth2/token"] == 2
+    # Without forceRefresh, a cached token is just a cached token.
+    assert issue(broker).body["forceRefreshLimited"] is False
+    # Once the last refresh is more than a minute old, a forced refresh refreshes.
+    five_minutes_ago = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp())
+    broker.dynamodb.update_item(
+        TableName=broker.table_name,
+        Key=TOKEN_ITEM,
+        UpdateExpression="SET refreshedAt = :then",
+        ExpressionAttributeValues={":then": {"N": str(five_minutes_ago)}},
+    )
+    again = issue(broker, forceRefresh=True)
+    assert (again.body["source"], again.body["forceRefreshLimited"]) == ("refresh", False)
+    assert salesforce.counts["oauth2/token"] == 3
 
 
 def test_a_rotated_refresh_token_is_persisted_at_once(

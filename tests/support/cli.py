@@ -69,6 +69,7 @@ def run_sfbroker(
     iam: bool = True,
     base_env: Mapping[str, str] | None = None,
     timeout: float = 30,
+    stdin: str = "",
     **overrides: str,
 ) -> CliResult:
     """Run the real `sfbroker` CLI against the stack: SigV4 (`--iam`) or SFBROKER_TOKEN."""
@@ -76,6 +77,7 @@ def run_sfbroker(
     completed = subprocess.run(
         argv,
         env=cli_environment(stack, tmp_path, base=base_env, **overrides),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

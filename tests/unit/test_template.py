@@ -37,6 +37,8 @@ EXPECTED_ROUTES = {
     ("AdminFunction", "GET", "/audit"),
 }
 APIS = ("IamApi", "TokenApi")
+# Unauthenticated on both APIs: a liveness probe, and the API's description (no secret).
+OPEN_PATHS = ("/health", "/openapi.json")
 REFS = {
     "Table": "sfbroker-local",
     "EnvelopeKey": "alias/sfbroker-local",
@@ -174,17 +176,22 @@ def test_every_route_has_an_access_rule_and_every_rule_a_route(template: dict[st
             assert rule.target_of(parameters), (method, path)
 
 
-def test_only_health_is_unauthenticated(template: dict[str, Any]) -> None:
+def test_only_health_and_the_openapi_document_are_unauthenticated(
+    template: dict[str, Any],
+) -> None:
     open_routes = [route for route in api_routes(template) if route.auth_none]
-    assert open_routes == [RouteSpec("OrgsFunction", api, "GET", "/health", True) for api in APIS]
+    assert set(open_routes) == {
+        RouteSpec("OrgsFunction", api, "GET", path, True) for api in APIS for path in OPEN_PATHS
+    }
     for spec in functions(template):
         resource = _resource(template, spec.logical_id)
         for event in (resource["Properties"].get("Events") or {}).values():
             auth = event["Properties"].get("Auth", {})
-            # Only ever NONE on /health: no route opts into another authorizer either.
+            # Only ever NONE on the open paths: no route opts into another authorizer either.
             assert set(auth) <= {"Authorizer"}, event
             if auth:
-                assert event["Properties"]["Path"] == "/health", event
+                assert auth == {"Authorizer": "NONE"}, event
+                assert event["Properties"]["Path"] in OPEN_PATHS, event
 
 
 def test_apis_are_traced_and_throttled(template: dict[str, Any]) -> None:

@@ -108,10 +108,28 @@ def test_min_validity_is_inclusive(world: World, valid_for: int, source: str) ->
 
 def test_a_forced_refresh_reuses_a_token_refreshed_within_the_minute(world: World) -> None:
     world.cache("00Dxx!RECENT", valid_for=timedelta(hours=1), refreshed_ago=30)
-    assert world.tokens.issue(USER, force_refresh=True).source == "cache"
+    limited = world.tokens.issue(USER, force_refresh=True)
+    assert (limited.source, limited.force_refresh_limited) == ("cache", True)
+    assert world.tokens.issue(USER).force_refresh_limited is False  # not forced: not limited
     world.cache("00Dxx!OLDER", valid_for=timedelta(hours=1), refreshed_ago=61)
     world.salesforce.refreshes = [grant("00Dxx!FORCED")]
-    assert world.tokens.issue(USER, force_refresh=True).source == "refresh"
+    forced = world.tokens.issue(USER, force_refresh=True)
+    assert (forced.source, forced.force_refresh_limited) == ("refresh", False)
+
+
+def test_a_forced_refresh_served_a_concurrent_refresh_is_not_limited(world: World) -> None:
+    # Another caller holds the lease and refreshes after this one asked: a fresh token.
+    world.orgs.leases[USER] = Lease("other", epoch_seconds(START) + LOCK_SECONDS)
+
+    def other_holder_finishes() -> None:
+        world.cache("00Dxx!THEIRS", valid_for=timedelta(hours=1), refreshed_ago=0)
+        world.orgs.leases.pop(USER)
+
+    world.clock.on_sleep = other_holder_finishes
+    issued = world.tokens.issue(USER, force_refresh=True)
+    assert (issued.source, issued.access_token.get_secret_value()) == ("cache", "00Dxx!THEIRS")
+    assert issued.force_refresh_limited is False
+    assert world.salesforce.presented == []  # no refresh of its own
 
 
 def test_a_held_lease_is_waited_for_and_its_holder_s_token_served(world: World) -> None:

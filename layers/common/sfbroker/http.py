@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sfbroker.auth.principal import Principal, principal_from_request_context
 from sfbroker.errors import BrokerError, DependencyUnavailable, InvalidRequest, NotFound
 from sfbroker.observability import logger
+from sfbroker.validation import validation_details
 
 # The resolver-context key under which a route names what its audited action turned out to be.
 AUDIT_NOTE = "sfbroker.audit_note"
@@ -86,7 +87,7 @@ def build_resolver(*routers: Router, guard: Guard | None = None) -> APIGatewayRe
         if guard is not None and (refused := guard.refusal(app.current_event.raw_event)):
             return error_response(refused)
         return error_response(
-            InvalidRequest("The request is not valid", details=validation_details(error))
+            InvalidRequest("The request is not valid", details=validation_details(error.errors()))
         )
 
     def on_unreadable_body(error: Exception) -> Response[Any]:
@@ -154,19 +155,6 @@ def _json_body_readable(event: Mapping[str, Any]) -> bool:
     except (ValueError, RecursionError):
         return False
     return True
-
-
-def validation_details(error: RequestValidationError) -> list[dict[str, str]]:
-    """Field and message of each validation problem; never the rejected value itself."""
-    details = []
-    for problem in error.errors():
-        if problem.get("type") == "json_invalid":
-            details.append({"field": "body", "message": "The body is not valid JSON"})
-            continue
-        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
-        field = ".".join(location) or "body"
-        details.append({"field": field, "message": str(problem.get("msg", "invalid value"))})
-    return details
 
 
 def current_principal(app: APIGatewayRestResolver | Router) -> Principal:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
@@ -10,8 +10,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -21,6 +23,18 @@ from sfbroker.auth.principal import Scope
 OrgType = Literal["production", "sandbox", "devhub", "scratch"]
 OrgStatus = Literal["active", "invalid"]
 TokenSource = Literal["cache", "refresh", "jit"]
+
+
+def _utc_seconds(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_utc_seconds, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-01T08:52:21Z"]}),
+]
+"""API.md's one timestamp format, in every answer: UTC, whole seconds, `Z`."""
 
 
 class ApiModel(BaseModel):
@@ -45,10 +59,10 @@ class RequestModel(ApiModel):
 
 
 class RegisterOrgRequest(RequestModel):
+    # No length bounds here: their messages would describe the secret. The auth-URL
+    # parser checks it, in words about its format.
     sfdx_auth_url: SecretStr = Field(
         description="SFDX auth URL: force://<clientId>:<clientSecret>:<refreshToken>@<host>",
-        min_length=10,
-        max_length=4096,
     )
     is_dev_hub: bool = False
     is_default: bool = False
@@ -70,8 +84,8 @@ class Org(ApiModel):
     parent_production_username: str | None
     sandbox_name: str | None
     status: OrgStatus
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class OrgList(ApiModel):
@@ -96,8 +110,13 @@ class AccessToken(ApiModel):
     instance_url: str
     username: str
     org_id: str
-    expires_at: datetime
+    expires_at: Timestamp
     source: TokenSource
+    force_refresh_limited: bool = Field(
+        default=False,
+        description="forceRefresh was asked, but the org's token was refreshed less than a "
+        "minute ago: this one comes from the cache (one forced refresh per org per minute)",
+    )
 
 
 OrgPattern = Annotated[str, Field(min_length=1, max_length=240, pattern=r"^[^\s]+$")]
@@ -128,10 +147,10 @@ class ApiToken(ApiModel):
     orgs: list[str] = Field(validation_alias=AliasChoices("orgs", "org_patterns"))
     status: ApiTokenStatus
     created_by: str
-    created_at: datetime
-    expires_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    last_used_at: Timestamp | None
+    revoked_at: Timestamp | None
 
     @classmethod
     def of_token(cls, token: object, now: datetime) -> Self:
@@ -157,7 +176,7 @@ AuditOutcome = Literal["success", "denied", "error"]
 
 
 class AuditEvent(ApiModel):
-    at: datetime
+    at: Timestamp
     actor: str
     action: str
     target: str | None

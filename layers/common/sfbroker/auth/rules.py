@@ -35,11 +35,11 @@ class Access:
 
 
 PUBLIC = Access(scope=None, public=True)
-AUTHENTICATED = Access(scope=None)
 
 ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/health"): PUBLIC,
-    ("GET", "/openapi.json"): AUTHENTICATED,
+    # The API's description: no secret, no data; readable before one has credentials.
+    ("GET", "/openapi.json"): PUBLIC,
     # The registered username comes from Salesforce: the route names it for the trail.
     ("POST", "/orgs"): Access("orgs:write", action="org.register"),
     # Filtered by the caller's org patterns in the route.

@@ -34,6 +34,7 @@ def build_router(tokens: Provider[TokenService]) -> Router:
             org_id=issued.org_id,
             expires_at=issued.expires_at,
             source=issued.source,
+            force_refresh_limited=issued.force_refresh_limited,
         )
 
     return router

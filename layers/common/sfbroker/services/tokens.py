@@ -45,6 +45,8 @@ class IssuedToken:
     org_id: str
     expires_at: datetime
     source: Literal["cache", "refresh"]
+    # forceRefresh was asked, and the forced-refresh limit answered it from the cache.
+    force_refresh_limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class TokenService:
             org_id=token.org_id,
             expires_at=token.expires_at,
             source="cache",
+            # Refreshed before this forced request: the limit, not a concurrent refresh.
+            force_refresh_limited=force_refresh and token.refreshed_at < asked_at,
         )
 
     def _refresh(self, org: OrgRecord) -> IssuedToken:
@@ -160,7 +164,8 @@ class TokenService:
             username=username,
             org_id=grant.org_id,
             instance_url=grant.instance_url,
-            expires_at=min(grant.issued_at, now) + self.policy.token_ttl,
+            # Whole seconds, as stored: a token has one expiry, fresh or from the cache.
+            expires_at=(min(grant.issued_at, now) + self.policy.token_ttl).replace(microsecond=0),
             refreshed_at=now,
         )
         self.orgs.put_token(token)
