@@ -37,7 +37,8 @@ from tests.support.local_stack import (
 
 README = REPO_ROOT / "README.md"
 MAKEFILE = REPO_ROOT / "Makefile"
-_SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.DOTALL | re.MULTILINE)
+# A fence may be indented (inside a list item).
+_SH_BLOCK = re.compile(r"^[ \t]*```sh\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
 # Leading words of a command -> why no test here can run it.
 NOT_RUN_HERE = {
     ("make", "test"): "the whole suite, this test included",
