@@ -189,3 +189,44 @@ def test_host_policy_schemes_and_globs() -> None:
         policy.base_url("127.0.0.2:80")
     with pytest.raises(HostNotAllowed):
         HostPolicy(("*.salesforce.com",)).base_url("127.0.0.1:8080")
+
+
+@pytest.mark.parametrize("port", ["22", "80", "8443", "0443"])
+def test_an_auth_url_host_on_another_port_than_443_is_refused_before_any_request(
+    port: str,
+) -> None:
+    sf, transport = client(lambda _: respond(200, GRANT_BODY))
+    with pytest.raises(HostNotAllowed) as refused:
+        sf.refresh(
+            parse_auth_url(f"force://PlatformCLI::5AepREFRESH@acme.my.salesforce.com:{port}")
+        )
+    assert transport.sent == []
+    assert "443" in refused.value.message
+
+
+def test_an_auth_url_host_on_port_443_is_used() -> None:
+    sf, transport = client(lambda _: respond(200, GRANT_BODY))
+    sf.refresh(parse_auth_url("force://PlatformCLI::5AepREFRESH@acme.my.salesforce.com:443"))
+    assert str(transport.sent[0].url).startswith("https://acme.my.salesforce.com")
+
+
+@pytest.mark.parametrize("port", ["22", "8080"])
+def test_an_instance_url_on_another_port_than_443_is_refused_before_it_is_called(
+    port: str,
+) -> None:
+    sf, transport = client(
+        lambda _: respond(
+            200, {**GRANT_BODY, "instance_url": f"https://acme.my.salesforce.com:{port}"}
+        )
+    )
+    with pytest.raises(HostNotAllowed):
+        sf.refresh(AUTH)
+    assert len(transport.sent) == 1  # the token request; the instance is never dialled
+
+
+def test_only_a_glob_naming_a_port_allows_other_ports() -> None:
+    policy = HostPolicy(("*.salesforce.com", "sf.test:8443"), ("127.0.0.1:*",))
+    assert policy.base_url("sf.test:8443") == "https://sf.test:8443"
+    assert policy.base_url("127.0.0.1:4000") == "http://127.0.0.1:4000"
+    with pytest.raises(HostNotAllowed):
+        policy.base_url("sf.test:8444")

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from sfbroker.errors import HostNotAllowed, SalesforceError
 
+HTTPS_PORT = "443"
 _NETLOC = re.compile(r"[a-z0-9.-]+(?::\d{1,5})?")
 
 
@@ -16,8 +17,9 @@ _NETLOC = re.compile(r"[a-z0-9.-]+(?::\d{1,5})?")
 class HostPolicy:
     """Host globs that may be reached over https, and the few (local only) over http.
 
-    A glob with a colon (`127.0.0.1:*`) is matched against `host:port`, any other
-    against the host name alone.
+    A glob with a colon (`127.0.0.1:*`) is matched against `host:port`; any other
+    matches the host name alone, and only on https's own port (none given, or 443):
+    `acme.my.salesforce.com:22` is refused before anything is dialled.
     """
 
     allowed: tuple[str, ...]
@@ -30,6 +32,11 @@ class HostPolicy:
             return f"http://{host}"
         if _matches(host, self.allowed):
             return f"https://{host}"
+        if _matches(_hostname(host), self.allowed):
+            raise HostNotAllowed(
+                f"The host '{_hostname(host)}' may only be reached on port 443, not on "
+                f"port {_port(host)}"
+            )
         raise HostNotAllowed(f"The host '{_hostname(host)}' is not an allowed Salesforce host")
 
     def check_url(self, url: str) -> str:
@@ -45,6 +52,8 @@ class HostPolicy:
         try:
             expected = self.base_url(host)
         except HostNotAllowed:
+            if _port(host) not in (None, HTTPS_PORT):
+                raise  # another port: refused as it is in an auth URL
             raise SalesforceError(
                 f"Salesforce pointed at '{_hostname(host)}', which is not an allowed host"
             ) from None
@@ -57,6 +66,15 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
+def _port(host: str) -> str | None:
+    return host.rsplit(":", 1)[1] if ":" in host else None
+
+
 def _matches(host: str, globs: tuple[str, ...]) -> bool:
-    name = _hostname(host)
-    return any(fnmatchcase(host if ":" in glob else name, glob) for glob in globs)
+    on_https_port = _port(host) in (None, HTTPS_PORT)
+    return any(
+        fnmatchcase(host, glob)
+        if ":" in glob
+        else on_https_port and fnmatchcase(_hostname(host), glob)
+        for glob in globs
+    )
