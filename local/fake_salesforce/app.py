@@ -108,6 +108,12 @@ class FakeSalesforceApp:
                 return faulted
         if routing_error is not None:
             return rest_error_response(routing_error)
+        answer = self._answer_safely(endpoint, request, args)
+        if fault is not None and fault.kind is FaultKind.LOST_ANSWER:
+            self.stopping.wait(fault.seconds)
+        return answer
+
+    def _answer_safely(self, endpoint: str, request: Request, args: Mapping[str, str]) -> Response:
         try:
             with self.state.lock:
                 return self._answer(endpoint, request, args)
@@ -124,6 +130,8 @@ class FakeSalesforceApp:
             case FaultKind.TIMEOUT:
                 self.stopping.wait(fault.seconds)
                 return None
+            case FaultKind.LOST_ANSWER:
+                return None  # stalls after answering, in `serve`
             case FaultKind.HTTP_500:
                 return rest_error_response(_HTTP_500)
             case FaultKind.HTTP_503:

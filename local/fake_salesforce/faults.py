@@ -15,6 +15,9 @@ class FaultKind(StrEnum):
     HTTP_500 = "http_500"  # 500 [{"errorCode": "UNKNOWN_EXCEPTION", …}]
     HTTP_503 = "http_503"  # 503 [{"errorCode": "SERVER_UNAVAILABLE", …}]
     TIMEOUT = "timeout"  # sleep `seconds`, then answer normally
+    # Do the work (a refresh rotates its token), then sleep `seconds` before answering:
+    # the caller's read timeout loses an answer whose effect has already happened.
+    LOST_ANSWER = "lost_answer"
     INVALID_GRANT = "invalid_grant"  # token endpoint: 400 invalid_grant; REST: 401
     INVALID_SESSION = "invalid_session"  # same as invalid_grant (REST-flavoured name)
     MALFORMED_JSON = "malformed_json"  # 200 with a JSON content type and a truncated body

@@ -223,3 +223,32 @@ def test_marking_invalid_never_hits_a_credential_registered_meanwhile(
     assert store.mark_invalid("admin@acme.com", org.version, datetime.now(UTC)) is True
     assert broker.call("GET", "/orgs/{username}", path_params=USER).body["status"] == "invalid"
     assert issue(broker).error == "org_credentials_invalid"
+
+
+def test_a_refresh_whose_answer_was_lost_is_not_sent_again(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    """With rotation, a re-sent refresh would present a token the lost answer retired."""
+    salesforce.state.set_refresh_token_rotation("admin@acme.com")
+    drop_cached_token(broker)
+    before = broker.table_items()
+    # Salesforce rotates the refresh token, then the answer never arrives in time.
+    salesforce.faults.add(kind="lost_answer", endpoint="token", seconds=4)
+    answer = issue(broker)
+    assert (answer.status, answer.error) == (504, "salesforce_timeout"), answer.body
+    assert salesforce.counts["oauth2/token"] == 1
+    # Not marked invalid by a retry that Salesforce would have answered invalid_grant.
+    assert broker.table_items() == before
+    org = broker.call("GET", "/orgs/{username}", path_params=USER).body
+    assert org["status"] == "active"
+
+
+def test_a_refused_connection_is_retried_because_nothing_was_sent(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    """Only the refusal to connect is certain not to have reached Salesforce."""
+    drop_cached_token(broker)
+    salesforce.faults.add(kind="http_503", endpoint="token", times=1)
+    answer = issue(broker)
+    assert (answer.status, answer.body["source"]) == (200, "refresh")
+    assert salesforce.counts["oauth2/token"] == 2

@@ -10,9 +10,17 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 from sfbroker.authurl import parse_auth_url
+from sfbroker.budget import new_budget
 from sfbroker.errors import CredentialsRejected, HostNotAllowed, SalesforceError, SalesforceTimeout
 from sfbroker.salesforce import HostPolicy, SalesforceClient
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 AUTH = parse_auth_url("force://PlatformCLI::5AepREFRESH@acme.my.salesforce.com")
 GRANT_BODY = {
@@ -27,15 +35,37 @@ GRANT_BODY = {
 Answer = Callable[[requests.PreparedRequest], requests.Response | Exception]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the client sleeps or a request stalls."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 class CannedTransport(BaseAdapter):
-    def __init__(self, answer: Answer) -> None:
+    """Answers from `answer`; a timeout it raises first costs the whole timeout given."""
+
+    def __init__(self, answer: Answer, clock: FakeClock | None = None) -> None:
         super().__init__()
         self.answer = answer
+        self.clock = clock or FakeClock()
         self.sent: list[requests.PreparedRequest] = []
+        self.timeouts: list[float] = []
 
-    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         self.sent.append(request)
+        self.timeouts.append(kwargs["timeout"])
         result = self.answer(request)
+        if isinstance(result, requests.Timeout):
+            self.clock.now += kwargs["timeout"]
         if isinstance(result, Exception):
             raise result
         return result
@@ -52,14 +82,30 @@ def respond(status: int, body: Any) -> requests.Response:
 
 
 def client(
-    answer: Answer, policy: HostPolicy | None = None
+    answer: Answer,
+    policy: HostPolicy | None = None,
+    *,
+    timeout: float = 1,
+    max_retries: int = 2,
+    budget_seconds: float = 25,
 ) -> tuple[SalesforceClient, CannedTransport]:
-    transport = CannedTransport(answer)
+    clock = FakeClock()
+    transport = CannedTransport(answer, clock)
     session = requests.Session()
     session.mount("https://", transport)
     session.mount("http://", transport)
     hosts = policy or HostPolicy(("*.salesforce.com",))
-    return SalesforceClient(session, hosts, api_version="62.0", timeout=1), transport
+    budget = new_budget(budget_seconds, clock=clock)
+    sf = SalesforceClient(
+        session,
+        hosts,
+        api_version="62.0",
+        timeout=timeout,
+        max_retries=max_retries,
+        budget=lambda: budget,
+        sleep=clock.sleep,
+    )
+    return sf, transport
 
 
 def test_refresh_sends_the_grant_and_reads_the_identity() -> None:
@@ -230,3 +276,86 @@ def test_only_a_glob_naming_a_port_allows_other_ports() -> None:
     assert policy.base_url("127.0.0.1:4000") == "http://127.0.0.1:4000"
     with pytest.raises(HostNotAllowed):
         policy.base_url("sf.test:8444")
+
+
+def refused() -> requests.ConnectionError:
+    return requests.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "refused")))  # type: ignore[arg-type]
+
+
+def unknown_host() -> requests.ConnectionError:
+    reason = NameResolutionError("acme.my.salesforce.com", None, OSError("no such host"))  # type: ignore[arg-type]
+    return requests.ConnectionError(MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+
+
+def answers(*results: requests.Response | Exception) -> Answer:
+    """Each request gets the next result; the last one repeats."""
+    queue = list(results)
+    return lambda _: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        requests.ReadTimeout("slow"),
+        requests.ConnectionError(MaxRetryError(None, "/", ReadTimeoutError(None, "/", "slow"))),  # type: ignore[arg-type]
+        requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())),
+    ],
+    ids=["read-timeout", "read-timeout-wrapped", "connection-reset"],
+)
+def test_a_refresh_whose_answer_may_be_lost_is_sent_once(lost: Exception) -> None:
+    sf, transport = client(answers(lost, respond(200, GRANT_BODY)))
+    with pytest.raises((SalesforceTimeout, SalesforceError)):
+        sf.refresh(AUTH)
+    assert len(transport.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "not_sent",
+    [
+        refused(),
+        unknown_host(),
+        requests.ConnectTimeout(MaxRetryError(None, "/", ConnectTimeoutError("slow connect"))),  # type: ignore[arg-type]
+        respond(503, [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}]),
+        respond(429, [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "later"}]),
+    ],
+    ids=["refused", "dns", "connect-timeout", "503", "429"],
+)
+def test_a_request_that_did_not_reach_salesforce_is_retried(
+    not_sent: requests.Response | Exception,
+) -> None:
+    sf, transport = client(answers(not_sent, not_sent, respond(200, GRANT_BODY)))
+    assert sf.refresh(AUTH).org_id == "00Dxx0000001gPL"
+    assert len(transport.sent) == 3
+    assert transport.clock.sleeps == [0.2, 0.4]  # backoff
+
+
+def test_retries_are_bounded_by_max_retries() -> None:
+    sf, transport = client(answers(refused()), max_retries=2)
+    with pytest.raises(SalesforceError):
+        sf.refresh(AUTH)
+    assert len(transport.sent) == 3
+
+
+def test_a_hanging_salesforce_answers_504_within_the_budget() -> None:
+    """Connect timeouts (never sent) are retried, each attempt only gets what is left."""
+    hang = requests.ConnectTimeout(MaxRetryError(None, "/", ConnectTimeoutError("hang")))  # type: ignore[arg-type]
+    sf, transport = client(answers(hang), timeout=10, max_retries=5, budget_seconds=25)
+    with pytest.raises(SalesforceTimeout):
+        sf.refresh(AUTH)
+    assert transport.clock.now <= 25
+    assert transport.timeouts == [10, 10, pytest.approx(4.4)]
+
+
+def test_every_call_of_a_request_shares_one_budget() -> None:
+    """A registration's four calls cannot take four timeouts each."""
+    hang = requests.ReadTimeout("hang")
+    sf, transport = client(answers(respond(200, GRANT_BODY), hang), timeout=10)
+    grant = sf.refresh(AUTH)
+    for _ in range(3):
+        with pytest.raises(SalesforceTimeout):
+            sf.userinfo(grant)
+    assert transport.clock.now == 25
+    assert transport.timeouts == [10, 10, 10, 5]
+    with pytest.raises(SalesforceTimeout):
+        sf.userinfo(grant)
+    assert len(transport.sent) == 4  # no time left: not even sent

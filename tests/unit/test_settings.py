@@ -45,6 +45,14 @@ def test_defaults_and_host_lists() -> None:
             {"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k", "SALESFORCE_API_VERSION": "latest"},
             "SALESFORCE_API_VERSION",
         ),
+        (
+            {"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k", "REQUEST_BUDGET_SECONDS": "29"},
+            "REQUEST_BUDGET_SECONDS",
+        ),
+        (
+            {"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k", "REFRESH_LOCK_SECONDS": "20"},
+            "REFRESH_LOCK_SECONDS",
+        ),
     ],
 )
 def test_a_bad_environment_fails_loudly_naming_the_variable(
@@ -104,3 +112,9 @@ def test_a_configured_function_imports(monkeypatch: pytest.MonkeyPatch) -> None:
             _import_handler(function)
     finally:
         runtime.reset()
+
+
+def test_the_refresh_lease_outlives_the_request_budget_under_api_gateways_limit() -> None:
+    settings = load_settings({"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k"})
+    assert settings.request_budget_seconds < 29
+    assert settings.refresh_lock_seconds > settings.request_budget_seconds

@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sfbroker.auth.principal import Principal, principal_from_request_context
+from sfbroker.budget import request_time
 from sfbroker.errors import BrokerError, DependencyUnavailable, InvalidRequest, NotFound
 from sfbroker.observability import logger
 from sfbroker.validation import validation_details
@@ -61,6 +62,7 @@ def build_resolver(*routers: Router, guard: Guard | None = None) -> APIGatewayRe
     app = APIGatewayRestResolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
+    app.use([_start_budget])
     if guard is not None:
         app.use([guard.middleware])
 
@@ -181,3 +183,10 @@ def path_value(raw: str) -> str:
 def no_content() -> Response[Any]:
     """An empty 204 answer."""
     return Response(status_code=HTTPStatus.NO_CONTENT, body=None)
+
+
+def _start_budget(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Give the request its time budget, from what the Lambda context says is left."""
+    context = app.lambda_context
+    with request_time(context.get_remaining_time_in_millis() if context else None):
+        return next_middleware(app)

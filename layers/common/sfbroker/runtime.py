@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from sfbroker.access import AccessControl
 from sfbroker.auth.rules import ROUTE_ACCESS
+from sfbroker.budget import Budget, current_budget
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
@@ -88,11 +89,18 @@ def salesforce() -> SalesforceClient:
 
     settings = get_settings()
     return SalesforceClient(
-        new_session(settings.salesforce_max_retries),
+        new_session(),
         HostPolicy(settings.salesforce_allowed_hosts, settings.salesforce_http_hosts),
         api_version=settings.salesforce_api_version,
         timeout=settings.salesforce_timeout_seconds,
+        max_retries=settings.salesforce_max_retries,
+        budget=request_budget,
     )
+
+
+def request_budget() -> Budget:
+    """The time budget of the request being handled."""
+    return current_budget(get_settings().request_budget_seconds)
 
 
 @cache

@@ -6,7 +6,16 @@ import os
 from collections.abc import Mapping
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sfbroker.budget import API_GATEWAY_TIMEOUT_SECONDS
 
 DEFAULT_ALLOWED_HOSTS = (
     "*.salesforce.com,*.force.com,*.salesforce.mil,*.cloudforce.com,*.sfcrmproducts.cn"
@@ -38,11 +47,26 @@ class Settings(BaseModel):
     access_token_ttl_seconds: int = Field(
         default=5400, alias="ACCESS_TOKEN_TTL_SECONDS", ge=300, le=86400
     )
-    refresh_lock_seconds: int = Field(default=20, alias="REFRESH_LOCK_SECONDS", ge=1, le=120)
+    # Every Salesforce attempt, backoff and wait of one request fits in this (API
+    # Gateway gives up at 29 s); a refresh lease outlives it, so no second instance
+    # refreshes while the first may still be inside its call.
+    request_budget_seconds: float = Field(
+        default=25.0, alias="REQUEST_BUDGET_SECONDS", gt=0, lt=API_GATEWAY_TIMEOUT_SECONDS
+    )
+    refresh_lock_seconds: int = Field(default=30, alias="REFRESH_LOCK_SECONDS", ge=1, le=120)
     data_key_cache_entries: int = Field(default=256, alias="DATA_KEY_CACHE_ENTRIES", ge=0)
     data_key_cache_seconds: int = Field(default=300, alias="DATA_KEY_CACHE_SECONDS", ge=0)
     api_token_max_days: int = Field(default=365, alias="API_TOKEN_MAX_DAYS", ge=1, le=3650)
     audit_retention_days: int = Field(default=90, alias="AUDIT_RETENTION_DAYS", ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _lease_outlives_the_budget(self) -> Settings:
+        if self.refresh_lock_seconds <= self.request_budget_seconds:
+            raise ValueError(
+                "REFRESH_LOCK_SECONDS must be longer than REQUEST_BUDGET_SECONDS "
+                f"({self.refresh_lock_seconds} <= {self.request_budget_seconds})"
+            )
+        return self
 
     @field_validator("salesforce_allowed_hosts", "salesforce_http_hosts", mode="before")
     @classmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,14 +13,16 @@ from urllib.parse import quote
 import requests
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
-from urllib3.util.retry import Retry
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from sfbroker.authurl import AuthUrl
+from sfbroker.budget import Budget
 from sfbroker.errors import CredentialsRejected, SalesforceError, SalesforceTimeout
 from sfbroker.salesforce.hosts import HostPolicy
 
-_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+# Answers that say Salesforce did not act on the request: worth another attempt.
+_RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BACKOFF_SECONDS, _BACKOFF_MAX_SECONDS = 0.2, 2.0
 
 
 @dataclass(frozen=True)
@@ -48,31 +52,36 @@ class OrganizationInfo:
     trial_expiration_date: str | None
 
 
-def new_session(max_retries: int) -> requests.Session:
-    """A pooled session retrying connection errors, timeouts and 5xx a bounded number of times."""
-    retry = Retry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        other=0,
-        allowed_methods=None,  # token refreshes are POSTs, and safe to repeat
-        status_forcelist=_RETRIED_STATUSES,
-        backoff_factor=0.2,
-        backoff_max=2.0,
-        raise_on_status=False,
-        respect_retry_after_header=False,
-    )
+def new_session() -> requests.Session:
+    """A pooled session; it never retries by itself (`SalesforceClient` decides)."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    adapter = HTTPAdapter(max_retries=0, pool_maxsize=16)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = "sfbroker"
     return session
 
 
+class _NotSent(Exception):
+    """The request certainly did not reach Salesforce (refused connection, DNS, connect timeout).
+
+    Carries the error to raise should no attempt be left.
+    """
+
+    def __init__(self, error: SalesforceError | SalesforceTimeout) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class SalesforceClient:
-    """Speaks SALESFORCE.md: every URL is checked against the host policy before use."""
+    """Speaks SALESFORCE.md: every URL is checked against the host policy before use.
+
+    A request is sent again only when it certainly did not reach Salesforce (refused
+    connection, unknown host, connect timeout) or Salesforce answered 5xx/429, at most
+    `max_retries` times and only within the request's time budget. Never after a read
+    timeout or a dropped connection: a refresh whose answer was lost may already have
+    rotated the refresh token, and sending it again would burn the new one.
+    """
 
     def __init__(
         self,
@@ -81,11 +90,17 @@ class SalesforceClient:
         *,
         api_version: str,
         timeout: float,
+        max_retries: int,
+        budget: Callable[[], Budget],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._session = session
         self._hosts = hosts
         self._api_version = api_version
         self._timeout = timeout
+        self._max_retries = max_retries
+        self._budget = budget
+        self._sleep = sleep
 
     def login_url(self, auth_url: AuthUrl) -> str:
         """The login URL of an auth URL's host (raises `HostNotAllowed`)."""
@@ -165,17 +180,49 @@ class SalesforceClient:
         return self._expect_json(response, "REST")
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        budget = self._budget()
+        attempt = 0
+        while True:
+            left = budget.remaining()
+            if left <= 0:
+                raise SalesforceTimeout("Salesforce did not answer in time")
+            try:
+                answer: requests.Response | _NotSent = self._attempt(
+                    method, url, min(self._timeout, left), **kwargs
+                )
+            except _NotSent as not_sent:
+                answer = not_sent
+            if isinstance(answer, requests.Response) and (
+                answer.status_code not in _RETRIED_STATUSES
+            ):
+                return answer
+            attempt += 1
+            pause = min(_BACKOFF_SECONDS * 2 ** (attempt - 1), _BACKOFF_MAX_SECONDS)
+            if attempt > self._max_retries or budget.remaining() <= pause:
+                if isinstance(answer, _NotSent):
+                    raise answer.error
+                return answer
+            self._sleep(pause)
+
+    def _attempt(self, method: str, url: str, timeout: float, **kwargs: Any) -> requests.Response:
+        """One request; `_NotSent` when it certainly did not reach Salesforce."""
         try:
             return self._session.request(
-                method, url, timeout=self._timeout, allow_redirects=False, **kwargs
+                method, url, timeout=timeout, allow_redirects=False, **kwargs
             )
+        except requests.ConnectTimeout:
+            raise _NotSent(_timed_out()) from None
         except requests.Timeout:
-            raise SalesforceTimeout("Salesforce did not answer in time") from None
+            raise _timed_out() from None
         except requests.ConnectionError as error:
-            # Read timeouts that exhausted the retries arrive wrapped in a ConnectionError.
             reason = getattr(error.args[0], "reason", None) if error.args else None
-            if isinstance(reason, TimeoutError | ReadTimeoutError | ConnectTimeoutError):
-                raise SalesforceTimeout("Salesforce did not answer in time") from None
+            if isinstance(reason, NewConnectionError):  # refused, or no such host
+                raise _NotSent(SalesforceError("Salesforce could not be reached")) from None
+            if isinstance(reason, ConnectTimeoutError):
+                raise _NotSent(_timed_out()) from None
+            if isinstance(reason, TimeoutError | ReadTimeoutError):
+                raise _timed_out() from None
+            # Reset or dropped after the request went out: it may have taken effect.
             raise SalesforceError("Salesforce could not be reached") from None
         except requests.RequestException:
             raise SalesforceError("The request to Salesforce failed") from None
@@ -191,6 +238,10 @@ class SalesforceClient:
         if body is None:
             raise SalesforceError(f"Salesforce's {what} answer is not JSON")
         return body
+
+
+def _timed_out() -> SalesforceTimeout:
+    return SalesforceTimeout("Salesforce did not answer in time")
 
 
 def _grant_from(body: Any, hosts: HostPolicy) -> TokenGrant:
