@@ -15,7 +15,7 @@ runtime.settings()  # a missing or malformed variable fails the init, naming it
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return authorize_token(
         APIGatewayAuthorizerRequestEvent(event), runtime.api_token_service(), runtime.audit_trail()

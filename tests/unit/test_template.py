@@ -403,6 +403,8 @@ def test_function_environment(specs: list[FunctionSpec]) -> None:
             "AUDIT_RETENTION_DAYS": "90",
             "POWERTOOLS_SERVICE_NAME": "sfbroker",
             "POWERTOOLS_METRICS_NAMESPACE": "sfbroker",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
             "LOG_LEVEL": "INFO",
         }, spec.logical_id
         # Declared (so `sam local --env-vars` may set it) but empty in the template.
