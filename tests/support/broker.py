@@ -20,6 +20,7 @@ from local import template as sam
 from local.events import proxy_event
 from local.lambdas import invoke
 from local.provision import LocalResources, provision
+from tests.support import iam
 
 # Generous for a loaded 2-core CI machine; the timeout tests stall longer than this.
 TEST_SALESFORCE_SETTINGS = {"SALESFORCE_TIMEOUT_SECONDS": "3", "SALESFORCE_MAX_RETRIES": "2"}
@@ -49,6 +50,14 @@ def configure_handlers(
         set_env(name, value)
     runtime.reset()
     return resources
+
+
+class CallRecorder(list[iam.Call]):
+    """Records each AWS request as IAM sees it (`iam.Call`), from its API parameters."""
+
+    def __call__(self, event_name: str, params: Mapping[str, Any], **_: Any) -> None:
+        service_name, operation = event_name.split(".", 2)[1:]
+        self.extend(iam.calls_of(service_name, operation, params))
 
 
 class CallCounter(Counter[str]):
@@ -82,13 +91,15 @@ class Broker:
     table_name: str
     dynamodb: Any
     aws_calls: CallCounter = field(default_factory=CallCounter)
+    iam_calls: CallRecorder = field(default_factory=CallRecorder)
     answers: list[str] = field(default_factory=list)
 
     def watch_aws(self) -> None:
         """Count the calls of the clients the handlers use (after `runtime.reset()`)."""
         self.aws_calls.clear()
-        runtime.dynamodb().meta.events.register("before-call", self.aws_calls)
-        runtime.kms().meta.events.register("before-call", self.aws_calls)
+        for client in (runtime.dynamodb(), runtime.kms()):
+            client.meta.events.register("before-call", self.aws_calls)
+            client.meta.events.register("before-parameter-build", self.iam_calls)
 
     def call(
         self,
@@ -115,13 +126,19 @@ class Broker:
             iam_arn=iam_arn,
             authorizer=authorizer,
         )
-        before = Counter(self.aws_calls)
-        result = invoke(spec.code_uri, spec.handler, event, spec.logical_id)
-        self._assert_granted(spec.logical_id, Counter(self.aws_calls) - before)
+        result = self.invoke(spec, event)
         raw = result.get("body")
         self.answers.append(raw or "")
         parsed = json.loads(raw) if raw else None
         return Answer(result["statusCode"], parsed, dict(result.get("headers") or {}), raw)
+
+    def invoke(self, spec: sam.FunctionSpec, event: dict[str, Any]) -> Any:
+        """Run one function's handler; every AWS call it made must be granted to it."""
+        before = len(self.iam_calls)
+        try:
+            return invoke(spec.code_uri, spec.handler, event, spec.logical_id)
+        finally:
+            self._assert_granted(spec.logical_id, self.iam_calls[before:])
 
     def table_items(self) -> list[dict[str, Any]]:
         """Every item of the data table but the audit trail, raw (as DynamoDB holds it)."""
@@ -133,20 +150,15 @@ class Broker:
             if not item["PK"]["S"].startswith("AUDIT#")
         ]
 
-    def _assert_granted(self, function: str, calls: Counter[str]) -> None:
+    def _assert_granted(self, function: str, calls: list[iam.Call]) -> None:
         """Every AWS call a function made is allowed by its role in template.yaml.
 
-        So a least-privilege policy that lacks an action fails here, not in production
-        with AccessDenied.
+        Action, table or index, partition keys, written attributes and encryption
+        context: so a least-privilege policy that lacks a grant fails here, not in
+        production with AccessDenied.
         """
-        granted: set[str] = set()
-        for policy in self.template["Resources"][function]["Properties"].get("Policies", []):
-            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
-                actions = statement.get("Action", [])
-                granted.update([actions] if isinstance(actions, str) else actions)
-        used = {name.replace(".", ":", 1) for name in calls}
-        missing = {action for action in used if action.lower() not in {g.lower() for g in granted}}
-        assert not missing, f"{function} calls {sorted(missing)}, not granted in template.yaml"
+        missing = sorted({str(c) for c in calls if not iam.allowed(self.template, function, c)})
+        assert not missing, f"{function} calls {missing}, not granted in template.yaml"
 
     def _function_for(self, method: str, path_template: str) -> sam.FunctionSpec:
         for spec in sam.functions(self.template):

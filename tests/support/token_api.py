@@ -20,7 +20,6 @@ from sfbroker.store.api_tokens import ApiTokenStore
 from local import template as sam
 from local.apigw.authorizers import AuthorizerFailure, LambdaAuthorizer, method_arn
 from local.events import proxy_event
-from local.lambdas import invoke
 from tests.support.broker import Answer, Broker
 
 TOKEN_API = "TokenApi"
@@ -99,8 +98,7 @@ class TokenApi:
                 body = {"error": refused.code, "message": refused.message}
                 return Answer(refused.status, body, {}, json.dumps(body))
             event["requestContext"]["authorizer"] = context
-        function = self.functions[route.function_logical_id]
-        result = invoke(function.code_uri, function.handler, event, function.logical_id)
+        result = self.broker.invoke(self.functions[route.function_logical_id], event)
         raw = result.get("body")
         self.broker.answers.append(raw or "")
         return Answer(
@@ -112,8 +110,7 @@ class TokenApi:
 
     def _invoke(self, function_logical_id: str, event: dict[str, Any]) -> Any:
         self.authorizer_calls += 1
-        function = self.functions[function_logical_id]
-        return invoke(function.code_uri, function.handler, event, function.logical_id)
+        return self.broker.invoke(self.functions[function_logical_id], event)
 
 
 def create_token(

@@ -22,6 +22,7 @@ from local.template import (
     resolve,
     table_definitions,
 )
+from tests.support import iam
 
 EXPECTED_ROUTES = {
     ("OrgsFunction", "POST", "/orgs"),
@@ -276,7 +277,7 @@ def _grants(template: dict[str, Any], logical_id: str, service: str) -> list[dic
         (
             "OrgsFunction",
             {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
-            [{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/GSI1"}],
+            [{"Fn::GetAtt": ["Table", "Arn"]}],
         ),
         (
             "TokensFunction",
@@ -288,42 +289,103 @@ def _grants(template: dict[str, Any], logical_id: str, service: str) -> list[dic
 def test_dynamodb_grants(
     template: dict[str, Any], logical_id: str, actions: set[str], resources: list[Any]
 ) -> None:
-    (statement,) = _grants(template, logical_id, "dynamodb")
+    statement, *_ = _grants(template, logical_id, "dynamodb")
     assert {action.removeprefix("dynamodb:") for action in statement["Action"]} == actions
     assert _as_list(statement["Resource"]) == resources
-
-
-@pytest.mark.parametrize(
-    ("logical_id", "actions"),
-    [
-        ("AuthorizerFunction", {"GetItem", "UpdateItem", "PutItem"}),
-        ("AdminFunction", {"GetItem", "PutItem", "UpdateItem", "Query"}),
-    ],
-)
-def test_token_and_audit_grants_are_bound_to_their_partitions(
-    template: dict[str, Any], logical_id: str, actions: set[str]
-) -> None:
-    table_statement, *index_statements = _grants(template, logical_id, "dynamodb")
-    assert {a.removeprefix("dynamodb:") for a in table_statement["Action"]} == actions
-    assert table_statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
-    assert table_statement["Condition"] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["APITOKEN#*", "AUDIT#*"]}
+    assert statement["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ORG#*"]}
     }
-    # Listing tokens reads GSI1 (its partition key is not the table's); nothing else.
-    for statement in index_statements:
-        assert statement["Action"] == ["dynamodb:Query"]
-        assert statement["Resource"] == {"Fn::Sub": "${Table.Arn}/index/GSI1"}
-    assert not _grants(template, logical_id, "kms")
 
 
-@pytest.mark.parametrize("logical_id", ["OrgsFunction", "TokensFunction"])
-def test_kms_grants_are_bound_to_the_app_encryption_context(
-    template: dict[str, Any], logical_id: str
+def test_every_table_grant_is_bound_to_partitions(template: dict[str, Any]) -> None:
+    """Only index queries (whose partition is the index's) go without dynamodb:LeadingKeys."""
+    for spec in functions(template):
+        for statement in _grants(template, spec.logical_id, "dynamodb"):
+            if statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}:
+                leading = statement["Condition"]["ForAllValues:StringLike"]
+                assert leading["dynamodb:LeadingKeys"], statement
+            else:
+                assert statement["Action"] == ["dynamodb:Query"], statement
+                assert statement["Resource"] == {"Fn::Sub": "${Table.Arn}/index/GSI1"}
+
+
+# Partitions of the data table (ARCHITECTURE.md's storage table), one item of each.
+PARTITIONS = ("ORG#", "APITOKEN#", "AUDIT#", "POOL#", "ENV#")
+WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+READS = ("dynamodb:GetItem", "dynamodb:Query")
+ORG_RECORDS = {"ORG#": {*WRITES, *READS}, "AUDIT#": {"dynamodb:PutItem"}}
+# What each role may do, by partition: everything else it must be refused. A new
+# function gets its row here (the test below fails until it has one).
+MAY = {
+    "OrgsFunction": ORG_RECORDS,
+    "TokensFunction": ORG_RECORDS,
+    "AuthorizerFunction": {
+        "APITOKEN#": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # lastUsedAt only
+        "AUDIT#": {"dynamodb:PutItem"},
+    },
+    "AdminFunction": {
+        "APITOKEN#": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "AUDIT#": {"dynamodb:PutItem", "dynamodb:Query"},
+    },
+}
+# Functions that seal or open secrets: the only principals that may use the key.
+MAY_USE_THE_KEY = {"OrgsFunction", "TokensFunction"}
+
+
+def test_each_role_is_refused_what_it_does_not_need(template: dict[str, Any]) -> None:
+    assert {spec.logical_id for spec in functions(template)} == set(MAY)
+    for function, grants in MAY.items():
+        for partition in PARTITIONS:
+            for action in (*WRITES, *READS):
+                call = iam.Call(action, iam.TABLE, (f"{partition}x",), ("PK", "SK"))
+                expected = action in grants.get(partition, set())
+                assert iam.allowed(template, function, call) == expected, (function, str(call))
+
+
+def test_the_authorizer_may_stamp_a_tokens_last_use_and_nothing_else(
+    template: dict[str, Any],
 ) -> None:
-    (statement,) = _grants(template, logical_id, "kms")
-    assert set(statement["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
-    assert statement["Resource"] == {"Fn::GetAtt": ["EnvelopeKey", "Arn"]}
-    assert statement["Condition"] == {"StringEquals": {"kms:EncryptionContext:app": "sfbroker"}}
+    def update(*attributes: str, returns: str | None = None) -> bool:
+        call = iam.Call(
+            "dynamodb:UpdateItem", iam.TABLE, ("APITOKEN#t1",), ("PK", "SK", *attributes), returns
+        )
+        return iam.allowed(template, "AuthorizerFunction", call)
+
+    assert update("lastUsedAt")
+    assert not update("lastUsedAt", returns="ALL_OLD")  # would read the whole token
+    for attribute in ("revokedAt", "scopes", "orgPatterns", "secretHash", "expiresAt"):
+        assert not update(attribute), attribute
+
+
+def test_only_the_functions_that_seal_secrets_may_use_the_key(template: dict[str, Any]) -> None:
+    assert iam.key_users(template) == MAY_USE_THE_KEY
+    ours = {"app": "sfbroker", "record": "ORG#admin@acme.com/META"}
+    for function in MAY:
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            call = iam.Call(action, iam.ENVELOPE_KEY, encryption_context=ours)
+            assert iam.allowed(template, function, call) == (function in MAY_USE_THE_KEY)
+            # Never for a ciphertext of anything but sfbroker's records.
+            other = iam.Call(action, iam.ENVELOPE_KEY, encryption_context={"app": "other"})
+            assert not iam.allowed(template, function, other)
+            assert not iam.allowed(template, function, iam.Call(action, iam.ENVELOPE_KEY))
+        for action in ("kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant"):
+            call = iam.Call(action, iam.ENVELOPE_KEY, encryption_context=ours)
+            assert not iam.allowed(template, function, call)
+
+
+def test_the_account_administers_the_key_but_cannot_use_it(template: dict[str, Any]) -> None:
+    statements = _resource(template, "EnvelopeKey")["Properties"]["KeyPolicy"]["Statement"]
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    (administration,) = [s for s in statements if s["Principal"] == root]
+    actions = _as_list(administration["Action"])
+    assert "kms:PutKeyPolicy" in actions
+    assert "kms:ScheduleKeyDeletion" in actions
+    assert all("*" not in action for action in actions), actions
+    for use in ("Decrypt", "Encrypt", "GenerateDataKey", "ReEncrypt", "CreateGrant"):
+        assert not any(action.startswith(f"kms:{use}") for action in actions), use
+    # The roles' own policies grant no KMS action: the key's policy is the one place.
+    for function in MAY:
+        assert not _grants(template, function, "kms"), function
 
 
 # ---------------------------------------------------------------- data and keys
@@ -375,7 +437,7 @@ def test_envelope_key(template: dict[str, Any]) -> None:
     key = _resource(template, "EnvelopeKey")
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["DeletionPolicy"] == "Retain"
-    (statement,) = key["Properties"]["KeyPolicy"]["Statement"]
+    statement, *_ = key["Properties"]["KeyPolicy"]["Statement"]
     assert statement["Principal"] == {
         "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
     }
