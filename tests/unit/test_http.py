@@ -102,7 +102,7 @@ def test_unknown_route_is_a_404_in_the_error_body() -> None:
 
 
 def test_every_domain_error_has_a_documented_status() -> None:
-    documented = {400, 401, 403, 404, 409, 422, 502, 503, 504}
+    documented = {400, 401, 403, 404, 409, 415, 422, 502, 503, 504}
     classes = [
         c
         for c in vars(errors).values()

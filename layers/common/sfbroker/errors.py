@@ -32,6 +32,10 @@ class HostNotAllowed(BrokerError):
     status, code = 400, "host_not_allowed"
 
 
+class UnsupportedMediaType(BrokerError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Unauthorized(BrokerError):
     status, code = 401, "unauthorized"
 

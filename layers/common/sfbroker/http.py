@@ -24,7 +24,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sfbroker.auth.principal import Principal, principal_from_request_context
 from sfbroker.budget import request_time
-from sfbroker.errors import BrokerError, DependencyUnavailable, InvalidRequest, NotFound
+from sfbroker.errors import (
+    BrokerError,
+    DependencyUnavailable,
+    InvalidRequest,
+    NotFound,
+    UnsupportedMediaType,
+)
 from sfbroker.observability import logger
 from sfbroker.validation import validation_details
 
@@ -65,6 +71,7 @@ def build_resolver(*routers: Router, guard: Guard | None = None) -> APIGatewayRe
     app.use([_start_budget])
     if guard is not None:
         app.use([guard.middleware])
+    app.use([_json_bodies_only])
 
     def error_response(error: BrokerError) -> Response[Any]:
         body: dict[str, Any] = {
@@ -88,6 +95,8 @@ def build_resolver(*routers: Router, guard: Guard | None = None) -> APIGatewayRe
         # route learns that (401/403), not what its body lacks.
         if guard is not None and (refused := guard.refusal(app.current_event.raw_event)):
             return error_response(refused)
+        if not _json_or_no_body(app.current_event.raw_event):
+            return error_response(_not_json())
         return error_response(
             InvalidRequest("The request is not valid", details=validation_details(error.errors()))
         )
@@ -140,13 +149,25 @@ def as_broker_error(error: Exception) -> BrokerError:
 
 
 UNREADABLE_BODY = "The body must be JSON, in UTF-8, sent as Content-Type: application/json"
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _json_or_no_body(event: Mapping[str, Any]) -> bool:
+    """Whether the request has no body, or one sent as JSON (or without a media type)."""
+    if not event.get("body"):
+        return True
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type in ("", JSON_MEDIA_TYPE)
+
+
+def _not_json() -> UnsupportedMediaType:
+    return UnsupportedMediaType(f"A request body must be sent as Content-Type: {JSON_MEDIA_TYPE}")
 
 
 def _json_body_readable(event: Mapping[str, Any]) -> bool:
     """Whether the request's body is JSON that Powertools could have parsed."""
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    content_type = headers.get("content-type", "").strip()
-    if content_type and not content_type.startswith("application/json"):
+    if not _json_or_no_body(event):
         return False
     body = event.get("body")
     if body is None:
@@ -190,3 +211,12 @@ def _start_budget(app: APIGatewayRestResolver, next_middleware: NextMiddleware) 
     context = app.lambda_context
     with request_time(context.get_remaining_time_in_millis() if context else None):
         return next_middleware(app)
+
+
+def _json_bodies_only(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """A body that validated but was not sent as JSON (a form, say) is still refused."""
+    if not _json_or_no_body(app.current_event.raw_event):
+        raise _not_json()
+    return next_middleware(app)
