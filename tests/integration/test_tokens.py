@@ -252,3 +252,27 @@ def test_a_refused_connection_is_retried_because_nothing_was_sent(
     answer = issue(broker)
     assert (answer.status, answer.body["source"]) == (200, "refresh")
     assert salesforce.counts["oauth2/token"] == 2
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        # Another record's envelope: opens with no key of this record.
+        lambda item, meta: {**item, "token": meta["authUrl"]},
+        lambda item, meta: {**item, "token": {"M": {"v": {"N": "1"}, "ct": {"S": "AAAA"}}}},
+        lambda item, meta: {k: v for k, v in item.items() if k != "token"},
+        lambda item, meta: {**item, "expiresAt": {"S": "soon"}},
+    ],
+    ids=["foreign-envelope", "malformed-envelope", "no-envelope", "unreadable-expiry"],
+)
+def test_a_corrupt_cached_token_is_a_cache_miss(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str, corrupt: object
+) -> None:
+    table, key = broker.table_name, {"PK": TOKEN_ITEM["PK"], "SK": {"S": "META"}}
+    item = broker.dynamodb.get_item(TableName=table, Key=TOKEN_ITEM, ConsistentRead=True)["Item"]
+    meta = broker.dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    broker.dynamodb.put_item(TableName=table, Item=corrupt(item, meta))  # type: ignore[operator]
+    answer = issue(broker)
+    assert (answer.status, answer.body.get("source")) == (200, "refresh"), answer.body
+    assert salesforce.counts["oauth2/token"] == 1
+    assert issue(broker).body["source"] == "cache"  # the fresh token replaced it

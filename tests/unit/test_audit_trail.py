@@ -190,3 +190,49 @@ def test_reads_span_days_in_time_order_and_page(
     assert len(short.read(since=since).events) == 2
     with pytest.raises(InvalidRequest):
         trail.read(next_token="bm90IGpzb24")
+
+
+class CountingStore(RecordingStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.days_read: list[Any] = []
+
+    def day(self, day: Any, **_: Any) -> Iterator[AuditRecord]:
+        self.days_read.append(day)
+        return iter(())
+
+
+def _position(day: str, key: str) -> str:
+    import base64
+    import json
+
+    raw = json.dumps({"d": day, "k": key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("day", "key"),
+    [
+        ("0001-01-01", ""),  # 740k days of queries before the fix
+        ((NOW - timedelta(days=91)).date().isoformat(), "x"),  # past the retention
+        ((NOW + timedelta(days=2)).date().isoformat(), "x"),  # in the future
+        (NOW.date().isoformat(), "2020-01-01T00:00:00#req"),  # a key of another day
+    ],
+)
+def test_a_forged_next_token_is_400_before_any_query(
+    executor: ThreadPoolExecutor, day: str, key: str
+) -> None:
+    store = CountingStore()
+    trail = AuditTrail(store, lambda: NOW, timedelta(days=90), executor)
+    with pytest.raises(InvalidRequest) as refused:
+        trail.read(next_token=_position(day, key))
+    assert refused.value.details == [{"field": "nextToken", "message": "not a valid page token"}]
+    assert store.days_read == []
+
+
+def test_a_next_token_at_the_edge_of_the_retention_is_read(executor: ThreadPoolExecutor) -> None:
+    store = CountingStore()
+    trail = AuditTrail(store, lambda: NOW, timedelta(days=90), executor)
+    oldest = (NOW - timedelta(days=90)).date()
+    trail.read(next_token=_position(oldest.isoformat(), f"{oldest.isoformat()}T12:00:00#r"))
+    assert len(store.days_read) == 91

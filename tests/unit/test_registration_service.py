@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from sfbroker.errors import Conflict, CredentialsRejected, InvalidAuthUrl, NotADevHub
 from sfbroker.services.registration import Registration
 from sfbroker.store.orgs import OrgRecord, credential_record, token_record
@@ -28,7 +29,9 @@ def world() -> OrgServices:
 
 def test_a_new_org_is_sealed_under_its_record_and_its_token_cached(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
-    org, created = world.registration.register(Registration(auth_url=AUTH_URL, alias="acme"))
+    org, created = world.registration.register(
+        Registration(auth_url=SecretStr(AUTH_URL), alias="acme")
+    )
     assert created
     assert (org.username, org.org_type, org.status, org.version) == (
         USER,
@@ -48,10 +51,12 @@ def test_registering_again_replaces_over_the_version_and_keeps_the_creation_time
     world: OrgServices,
 ) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST"), grant("00Dxx!SECOND")]
-    world.registration.register(Registration(auth_url=AUTH_URL))
+    world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
     world.clock.advance(3600)
     second = "force://PlatformCLI::5AepSECOND@acme.my.salesforce.com"
-    org, created = world.registration.register(Registration(auth_url=second, is_default=True))
+    org, created = world.registration.register(
+        Registration(auth_url=SecretStr(second), is_default=True)
+    )
     assert not created
     assert (org.version, org.created_at, org.updated_at) == (
         2,
@@ -64,7 +69,7 @@ def test_registering_again_replaces_over_the_version_and_keeps_the_creation_time
 
 def test_a_rotated_refresh_token_is_what_gets_stored(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST", refresh_token="5AepROTATED")]
-    org, _ = world.registration.register(Registration(auth_url=AUTH_URL))
+    org, _ = world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
     assert org.auth_url is not None
     assert world.cipher.decrypt(credential_record(USER), org.auth_url) == (
         "force://PlatformCLI::5AepROTATED@acme.my.salesforce.com"
@@ -74,28 +79,30 @@ def test_a_rotated_refresh_token_is_what_gets_stored(world: OrgServices) -> None
 def test_a_rejected_auth_url_stores_nothing(world: OrgServices) -> None:
     world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
     with pytest.raises(InvalidAuthUrl):
-        world.registration.register(Registration(auth_url=AUTH_URL))
+        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
     assert (world.orgs.orgs, world.orgs.tokens) == ({}, {})
 
 
 def test_asking_for_a_dev_hub_that_is_not_one_stores_nothing(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
     with pytest.raises(NotADevHub):
-        world.registration.register(Registration(auth_url=AUTH_URL, is_dev_hub=True))
+        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL), is_dev_hub=True))
     assert (world.orgs.orgs, world.orgs.tokens) == ({}, {})
 
 
 def test_a_dev_hub_and_a_scratch_org_are_typed_by_what_salesforce_says(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!HUB")]
     world.salesforce.dev_hub = True
-    hub, _ = world.registration.register(Registration(auth_url=AUTH_URL, is_dev_hub=True))
+    hub, _ = world.registration.register(
+        Registration(auth_url=SecretStr(AUTH_URL), is_dev_hub=True)
+    )
     assert (hub.org_type, hub.is_dev_hub) == ("devhub", True)
     world.salesforce.dev_hub = False
     world.salesforce.organization_info = replace(
         PRODUCTION, is_sandbox=True, trial_expiration_date="2026-12-10"
     )
     world.salesforce.refreshes = [grant("00Dxx!SCRATCH")]
-    scratch, _ = world.registration.register(Registration(auth_url=AUTH_URL))
+    scratch, _ = world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
     assert scratch.org_type == "scratch"
 
 
@@ -111,6 +118,6 @@ def test_a_concurrent_registration_answers_conflict_and_caches_nothing(
 
     monkeypatch.setattr(world.orgs, "create", raced)
     with pytest.raises(Conflict):
-        world.registration.register(Registration(auth_url=AUTH_URL))
+        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
     assert world.orgs.orgs[USER].alias == "theirs"
     assert world.orgs.tokens == {}

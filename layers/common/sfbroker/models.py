@@ -106,7 +106,7 @@ class IssueTokenRequest(RequestModel):
 
 
 class AccessToken(ApiModel):
-    access_token: str
+    access_token: str = Field(repr=False)
     instance_url: str
     username: str
     org_id: str
@@ -165,7 +165,9 @@ class ApiToken(ApiModel):
 
 
 class CreatedApiToken(ApiToken):
-    token: str = Field(description="`sfb_<id>_<secret>`: shown once, only its hash is stored")
+    token: str = Field(
+        repr=False, description="`sfb_<id>_<secret>`: shown once, only its hash is stored"
+    )
 
 
 class ApiTokenList(ApiModel):

@@ -33,7 +33,7 @@ def build_router(registrations: Provider[RegistrationService]) -> Router:
     )
     def register_org(body: RegisterOrgRequest) -> Response[dict[str, Any]]:
         registration = Registration(
-            auth_url=body.sfdx_auth_url.get_secret_value(),
+            auth_url=body.sfdx_auth_url,
             is_dev_hub=body.is_dev_hub,
             is_default=body.is_default,
             alias=body.alias,

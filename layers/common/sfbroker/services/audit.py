@@ -159,11 +159,18 @@ class AuditTrail:
         now = self._clock()
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)  # a time without zone is read as UTC
-        start = max(since or now - DEFAULT_LOOKBACK, now - self._retention)
+        oldest = now - self._retention
+        start = max(since or now - DEFAULT_LOOKBACK, oldest)
         day, after = start.astimezone(UTC).date(), audit_time(start)
-        if next_token is not None:
-            day, after = _decode_position(next_token)
         today = now.astimezone(UTC).date()
+        if next_token is not None:
+            # Only a position inside the retention window: a forged one must not make
+            # the read walk day by day from year 1.
+            day, after = _decode_position(next_token)
+            if not oldest.astimezone(UTC).date() <= day <= today:
+                raise _invalid_next_token()
+            if not after.startswith(day.isoformat()):
+                raise _invalid_next_token()
         matching = self._events(day, after, until=today, actor=actor, target=target)
         events = list(islice(matching, limit + 1))
         if len(events) <= limit:
@@ -215,7 +222,11 @@ def _decode_position(token: str) -> tuple[date, str]:
         position = json.loads(raw)
         return date.fromisoformat(position["d"]), str(position["k"])
     except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidRequest(
-            "nextToken is not one this API returned",
-            details=[{"field": "nextToken", "message": "not a valid page token"}],
-        ) from None
+        raise _invalid_next_token() from None
+
+
+def _invalid_next_token() -> InvalidRequest:
+    return InvalidRequest(
+        "nextToken is not one this API returned",
+        details=[{"field": "nextToken", "message": "not a valid page token"}],
+    )

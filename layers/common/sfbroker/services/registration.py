@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from sfbroker.authurl import parse_auth_url
 from sfbroker.crypto import EnvelopeCipher
 from sfbroker.errors import (
@@ -27,9 +29,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Registration:
-    """What a caller asks to register; `auth_url` is the raw secret text."""
+    """What a caller asks to register; `auth_url` is the secret (never in a repr)."""
 
-    auth_url: str
+    auth_url: SecretStr
     is_dev_hub: bool = False
     is_default: bool = False
     alias: str | None = None
@@ -48,7 +50,7 @@ class RegistrationService:
 
         Every Salesforce call happens before the first write, so a failure stores nothing.
         """
-        auth_url = parse_auth_url(registration.auth_url)
+        auth_url = parse_auth_url(registration.auth_url.get_secret_value())
         login_url = self.salesforce.login_url(auth_url)
         try:
             grant = self.salesforce.refresh(auth_url)

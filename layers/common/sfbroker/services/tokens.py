@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import SecretStr
 
 from sfbroker.authurl import parse_auth_url
-from sfbroker.crypto import EnvelopeCipher
+from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
 from sfbroker.errors import (
     Conflict,
     CredentialsRejected,
@@ -117,7 +117,12 @@ class TokenService:
             asked_at, self.clock() - FORCED_REFRESH_INTERVAL
         ):
             return None
-        access_token = self.cipher.decrypt(token_record(token.username), token.envelope)
+        try:
+            access_token = self.cipher.decrypt(token_record(token.username), token.envelope)
+        except EnvelopeIntegrityError:
+            # Only a cache: a token that does not open is refreshed (and overwritten).
+            logger.warning("cached token does not open", extra={"username": token.username})
+            return None
         count("TokenCacheHit")
         return IssuedToken(
             access_token=SecretStr(access_token),

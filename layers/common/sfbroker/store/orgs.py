@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from sfbroker.observability import logger
 from sfbroker.store.table import ConditionFailed, Table, epoch_seconds, from_epoch
 
 OrgType = Literal["production", "sandbox", "devhub", "scratch"]
@@ -96,7 +97,7 @@ class OrgStore:
             if item["SK"] == META:
                 org = _org_from(item)
             elif item["SK"] == TOKEN:
-                token = _token_from(item)
+                token = _token_from(item)  # None if unreadable: a cache miss
         return OrgState(org=org, token=token)
 
     def get(self, username: str) -> OrgRecord | None:
@@ -259,12 +260,17 @@ def _org_from(item: dict[str, Any]) -> OrgRecord:
     )
 
 
-def _token_from(item: dict[str, Any]) -> CachedToken:
-    return CachedToken(
-        envelope=item["token"],
-        username=item["username"],
-        org_id=item["orgId"],
-        instance_url=item["instanceUrl"],
-        expires_at=from_epoch(item["expiresAt"]),
-        refreshed_at=from_epoch(item["refreshedAt"]),
-    )
+def _token_from(item: dict[str, Any]) -> CachedToken | None:
+    """The cached token, or None when the item is not one we wrote (only a cache)."""
+    try:
+        return CachedToken(
+            envelope=dict(item["token"]),
+            username=item["username"],
+            org_id=item["orgId"],
+            instance_url=item["instanceUrl"],
+            expires_at=from_epoch(item["expiresAt"]),
+            refreshed_at=from_epoch(item["refreshedAt"]),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        logger.warning("unreadable cached token ignored", extra={"username": item.get("username")})
+        return None
