@@ -35,6 +35,7 @@ _ROUTES = Map(
         Rule("/__fake__/auth-urls", endpoint="mint_auth_url", methods=["POST"]),
         Rule("/__fake__/sandboxes", endpoint="create_sandbox", methods=["POST"]),
         Rule("/__fake__/sandboxes/<name>", endpoint="set_sandbox_status", methods=["PUT"]),
+        Rule("/__fake__/sandboxes/<name>/refresh", endpoint="refresh_sandbox", methods=["POST"]),
         Rule("/__fake__/access-tokens/expire", endpoint="expire_sessions", methods=["POST"]),
         Rule("/__fake__/rotation", endpoint="set_rotation", methods=["PUT"]),
         Rule("/__fake__/users/deactivate", endpoint="deactivate_user", methods=["POST"]),
@@ -148,6 +149,14 @@ class AdminApi:
         self.state.set_sandbox_status(
             _required(body, "production_username"), name, _required(body, "status")
         )
+
+    def _refresh_sandbox(self, body: _Body, name: str) -> object:
+        sandbox = self.state.refresh_sandbox(
+            _required(body, "production_username"),
+            name,
+            status=str(body.get("status", "Completed")),
+        )
+        return {"name": sandbox.name, "status": sandbox.status, "org_id": sandbox.org_id}
 
     def _expire_sessions(self, body: _Body) -> object:
         username = body.get("username")

@@ -346,36 +346,60 @@ class FakeSalesforceState:
         (`Processing`, `Activating`, …) makes `sandboxAuth` answer `INVALID_STATUS`.
         """
         with self.lock:
-            production_user = self.user(production_username)
-            production = self.org_of(production_user)
+            production = self.org_of(self.user(production_username))
             if self.find_sandbox(production, name) is not None:
                 raise ValueError(f"sandbox {name!r} exists")
-            prefix = production.my_domain.split(".", 1)[0]
-            org = self.create_org(
-                production.name,
-                organization_type=production.organization_type,
-                is_sandbox=True,
-                my_domain=f"{prefix}--{name.lower()}.sandbox.my.salesforce.com",
-            )
-            self.create_user(
-                org,
-                f"{production_user.username}.{name.lower()}",
-                email=f"{production_user.email}.invalid",
-                first_name=production_user.first_name,
-                last_name=production_user.last_name,
-            )
-            sandbox = Sandbox(
-                process_id=ids.new_record_id("0GR"),
-                info_id=ids.new_record_id("0GQ"),
-                name=name,
-                production_org_id=production.id,
-                org_id=org.id,
-                status=status,
-                license_type=license_type,
-                created_date=self.now(),
-            )
-            self.sandboxes.append(sandbox)
-            return sandbox
+            return self._copy_production(production_username, name, status, license_type)
+
+    def refresh_sandbox(
+        self, production_username: str, name: str, *, status: str = SANDBOX_COMPLETED
+    ) -> Sandbox:
+        """Refresh sandbox `name`: a new org (new id) with the same name and username.
+
+        The old org is gone (its sessions die; its users keep their records, renamed
+        `<username>.<old org id>` and inactive), as after a real refresh; the new copy
+        starts in `status`.
+        """
+        with self.lock:
+            old = self.sandbox(production_username, name)
+            self.sandboxes.remove(old)
+            self.orgs[old.org_id].deleted = True
+            for user in self.org_users(self.orgs[old.org_id]):
+                user.username = f"{user.username}.{old.org_id.lower()}"
+                user.is_active = False
+            return self._copy_production(production_username, name, status, old.license_type)
+
+    def _copy_production(
+        self, production_username: str, name: str, status: str, license_type: str
+    ) -> Sandbox:
+        production_user = self.user(production_username)
+        production = self.org_of(production_user)
+        prefix = production.my_domain.split(".", 1)[0]
+        org = self.create_org(
+            production.name,
+            organization_type=production.organization_type,
+            is_sandbox=True,
+            my_domain=f"{prefix}--{name.lower()}.sandbox.my.salesforce.com",
+        )
+        self.create_user(
+            org,
+            f"{production_user.username}.{name.lower()}",
+            email=f"{production_user.email}.invalid",
+            first_name=production_user.first_name,
+            last_name=production_user.last_name,
+        )
+        sandbox = Sandbox(
+            process_id=ids.new_record_id("0GR"),
+            info_id=ids.new_record_id("0GQ"),
+            name=name,
+            production_org_id=production.id,
+            org_id=org.id,
+            status=status,
+            license_type=license_type,
+            created_date=self.now(),
+        )
+        self.sandboxes.append(sandbox)
+        return sandbox
 
     def set_sandbox_status(self, production_username: str, name: str, status: str) -> None:
         """Move a sandbox to `status` (e.g. `Processing` → `Completed`)."""

@@ -23,6 +23,8 @@ EXPECTED_FILES = {
     "health.json": ("GET", "/health"),
     "openapi.json": ("GET", "/openapi.json"),
     "tokens-issue.json": ("POST", "/orgs/{username}/token"),
+    "sandboxes-register.json": ("POST", "/sandboxes"),
+    "sandboxes-auth.json": ("POST", "/sandboxes/{sandboxName}/auth"),
     "admin-tokens-create.json": ("POST", "/api-tokens"),
     "admin-tokens-list.json": ("GET", "/api-tokens"),
     "admin-tokens-revoke.json": ("DELETE", "/api-tokens/{id}"),

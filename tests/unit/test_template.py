@@ -32,6 +32,8 @@ EXPECTED_ROUTES = {
     ("OrgsFunction", "GET", "/health"),
     ("OrgsFunction", "GET", "/openapi.json"),
     ("TokensFunction", "POST", "/orgs/{username}/token"),
+    ("SandboxesFunction", "POST", "/sandboxes"),
+    ("SandboxesFunction", "POST", "/sandboxes/{sandboxName}/auth"),
     ("AdminFunction", "POST", "/api-tokens"),
     ("AdminFunction", "GET", "/api-tokens"),
     ("AdminFunction", "DELETE", "/api-tokens/{id}"),
@@ -90,6 +92,7 @@ def test_functions_are_the_expected_ones(specs: list[FunctionSpec]) -> None:
     assert [spec.logical_id for spec in specs] == [
         "OrgsFunction",
         "TokensFunction",
+        "SandboxesFunction",
         "AuthorizerFunction",
         "AdminFunction",
     ]
@@ -284,6 +287,11 @@ def _grants(template: dict[str, Any], logical_id: str, service: str) -> list[dic
             {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
             [{"Fn::GetAtt": ["Table", "Arn"]}],
         ),
+        (
+            "SandboxesFunction",
+            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+            [{"Fn::GetAtt": ["Table", "Arn"]}],
+        ),
     ],
 )
 def test_dynamodb_grants(
@@ -319,6 +327,7 @@ ORG_RECORDS = {"ORG#": {*WRITES, *READS}, "AUDIT#": {"dynamodb:PutItem"}}
 MAY = {
     "OrgsFunction": ORG_RECORDS,
     "TokensFunction": ORG_RECORDS,
+    "SandboxesFunction": ORG_RECORDS,
     "AuthorizerFunction": {
         "APITOKEN#": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # lastUsedAt only
         "AUDIT#": {"dynamodb:PutItem"},
@@ -329,7 +338,7 @@ MAY = {
     },
 }
 # Functions that seal or open secrets: the only principals that may use the key.
-MAY_USE_THE_KEY = {"OrgsFunction", "TokensFunction"}
+MAY_USE_THE_KEY = {"OrgsFunction", "TokensFunction", "SandboxesFunction"}
 
 
 def test_each_role_is_refused_what_it_does_not_need(template: dict[str, Any]) -> None:

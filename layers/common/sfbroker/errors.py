@@ -91,3 +91,64 @@ class DependencyUnavailable(BrokerError):
 
 class CredentialsRejected(Exception):
     """Salesforce refused a refresh token (`invalid_grant`); services decide what it means."""
+
+
+class ParentOrgNotFound(NotFound):
+    code = "parent_org_not_found"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"Parent production org '{username}' is not registered: register it first "
+            "(POST /orgs with its SFDX auth URL), then the sandbox"
+        )
+
+
+class NotAProductionOrg(BrokerError):
+    status, code = 422, "not_a_production_org"
+
+
+class SandboxNotFound(NotFound):
+    code = "sandbox_not_found"
+
+    def __init__(self, sandbox_name: str, production_username: str) -> None:
+        super().__init__(
+            f"Salesforce has no sandbox '{sandbox_name}' under '{production_username}': it may "
+            "have been refreshed under another name; register the sandbox with its current name"
+        )
+
+
+class SandboxNotRegistered(NotFound):
+    code = "org_not_found"
+
+    def __init__(self, sandbox_name: str, production_username: str) -> None:
+        super().__init__(
+            f"Sandbox '{sandbox_name}' of '{production_username}' is not registered: register "
+            "it with POST /sandboxes first"
+        )
+
+
+class SandboxNotReady(BrokerError):
+    status, code = 409, "sandbox_not_ready"
+
+    def __init__(self, sandbox_name: str, status: str | None) -> None:
+        state = f"its status is {status}" if status else "Salesforce says it is not ready"
+        super().__init__(
+            f"Sandbox '{sandbox_name}' is not ready ({state}): try again once it is Completed"
+        )
+
+
+class JitAuthFailed(BrokerError):
+    """Salesforce refused to authenticate into the sandbox through its production org."""
+
+    status, code = 502, "jit_auth_failed"
+
+    def __init__(self, sandbox_name: str, reason: str) -> None:
+        super().__init__(
+            f"Unable to generate JIT auth for sandbox '{sandbox_name}' ({reason}): verify the "
+            "production org's credential is valid, the sandbox exists and is active, and the "
+            "production user has access to the sandbox"
+        )
+
+
+class SandboxAuthRefused(Exception):
+    """Salesforce refused `sandboxAuth`; carries its error code (`INVALID_STATUS`, …)."""

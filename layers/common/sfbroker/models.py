@@ -119,6 +119,49 @@ class AccessToken(ApiModel):
     )
 
 
+SandboxName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=10,
+        pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+        description="Salesforce sandbox name (a letter, then letters and digits)",
+    ),
+]
+Username = Annotated[str, Field(min_length=3, max_length=240, pattern=r"^[^\s@]+@[^\s@]+$")]
+
+
+class RegisterSandboxRequest(RequestModel):
+    sandbox_name: SandboxName
+    production_username: Username
+    username: Username | None = Field(
+        default=None, description="Default: `<productionUsername>.<sandboxName>`"
+    )
+
+
+class SandboxAuthRequest(RequestModel):
+    production_username: Username
+    format: Literal["accessToken", "sfdxAuthUrl"] = Field(
+        default="accessToken",
+        description="`sfdxAuthUrl` (scope `sandboxes:auth-url`) adds an SFDX auth URL",
+    )
+    min_validity_seconds: int = Field(default=600, ge=0, le=7200)
+    force_refresh: bool = False
+
+
+class SandboxToken(ApiModel):
+    sandbox_name: str
+    username: str
+    access_token: str = Field(repr=False)
+    instance_url: str
+    login_url: str
+    org_id: str
+    expires_at: Timestamp
+    production_username: str
+    source: TokenSource
+    sfdx_auth_url: str | None = Field(default=None, repr=False)
+
+
 OrgPattern = Annotated[str, Field(min_length=1, max_length=240, pattern=r"^[^\s]+$")]
 
 

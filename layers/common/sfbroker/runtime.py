@@ -22,12 +22,13 @@ from sfbroker.budget import Budget, current_budget
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
+from sfbroker.services.jit import JitService
 from sfbroker.services.registration import RegistrationService
-from sfbroker.services.tokens import TokenPolicy, TokenService
+from sfbroker.services.tokens import IssuedToken, TokenPolicy, TokenService
 from sfbroker.settings import Settings, get_settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
-from sfbroker.store.orgs import OrgStore
+from sfbroker.store.orgs import OrgRecord, OrgStore
 from sfbroker.store.table import Table
 
 if TYPE_CHECKING:
@@ -123,7 +124,18 @@ def token_service() -> TokenService:
         ),
         utc_now,
         time.sleep,
+        jit_exchange=jit_exchange,
     )
+
+
+@cache
+def jit_service() -> JitService:
+    return JitService(org_store(), envelope_cipher(), salesforce(), token_service(), utc_now)
+
+
+def jit_exchange(org: OrgRecord) -> IssuedToken:
+    """The token service's refresh of a JIT sandbox (bound late: JIT needs tokens too)."""
+    return jit_service().exchange(org)
 
 
 @cache
@@ -164,6 +176,7 @@ def reset() -> None:
         salesforce,
         registration_service,
         token_service,
+        jit_service,
         api_token_service,
         audit_trail,
     ):

@@ -49,6 +49,12 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("POST", "/orgs/{username}/token"): Access(
         "token:issue", target="{username}", action="token.issue"
     ),
+    # Org patterns apply to the body's production org and sandbox username: the route
+    # checks them (and names the sandbox for the trail).
+    ("POST", "/sandboxes"): Access("orgs:write", action="sandbox.register"),
+    # The route checks the production org, then the registered sandbox's username, and
+    # `sandboxes:auth-url` for an `sfdxAuthUrl` answer.
+    ("POST", "/sandboxes/{sandboxName}/auth"): Access("sandboxes:auth", action="sandbox.auth"),
     ("POST", "/api-tokens"): Access(ADMIN_SCOPE, action="apitoken.create"),
     ("GET", "/api-tokens"): Access(ADMIN_SCOPE),
     ("DELETE", "/api-tokens/{id}"): Access(

@@ -64,11 +64,17 @@ def build_router(registrations: Provider[RegistrationService]) -> Router:
     @router.delete(
         "/orgs/<username>",
         tags=["orgs"],
-        summary="Forget an org and its credential",
+        summary="Forget an org and its credential (409 while JIT sandboxes point at it)",
         responses={204: {"description": "Deleted"}},
     )
-    def delete_org(username: Username) -> Response[Any]:
-        registrations().delete(path_value(username))
+    def delete_org(
+        username: Username,
+        cascade: Annotated[
+            bool,
+            Query(description="Also forget the JIT sandboxes registered under this org"),
+        ] = False,
+    ) -> Response[Any]:
+        registrations().delete(path_value(username), cascade=cascade)
         return no_content()
 
     return router

@@ -3,6 +3,8 @@
 from sfbroker.salesforce.client import (
     OrganizationInfo,
     SalesforceClient,
+    SandboxAuth,
+    Session,
     TokenGrant,
     UserInfo,
     new_session,
@@ -13,6 +15,8 @@ __all__ = [
     "HostPolicy",
     "OrganizationInfo",
     "SalesforceClient",
+    "SandboxAuth",
+    "Session",
     "TokenGrant",
     "UserInfo",
     "new_session",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -17,9 +18,16 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 
 from sfbroker.authurl import AuthUrl
 from sfbroker.budget import Budget
-from sfbroker.errors import CredentialsRejected, SalesforceError, SalesforceTimeout
+from sfbroker.errors import (
+    CredentialsRejected,
+    SalesforceError,
+    SalesforceTimeout,
+    SandboxAuthRefused,
+)
 from sfbroker.salesforce.hosts import HostPolicy
 
+# Salesforce's sandbox names: a letter, then letters and digits, at most 10 characters.
+_SANDBOX_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,9}")
 # Answers that say Salesforce did not act on the request: worth another attempt.
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BACKOFF_SECONDS, _BACKOFF_MAX_SECONDS = 0.2, 2.0
@@ -35,6 +43,26 @@ class TokenGrant:
     user_id: str
     issued_at: datetime
     refresh_token: SecretStr | None = None
+
+
+class Session(Protocol):
+    """What REST calls need of a token: a grant, or a token the broker issued."""
+
+    @property
+    def access_token(self) -> SecretStr: ...
+
+    @property
+    def instance_url(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SandboxAuth:
+    """`sandboxAuth`'s answer: a one-time authorization code for the sandbox's user."""
+
+    auth_username: str
+    auth_code: SecretStr
+    instance_url: str
+    login_url: str
 
 
 @dataclass(frozen=True)
@@ -118,7 +146,9 @@ class SalesforceClient:
         }
         if secret := auth_url.client_secret.get_secret_value():
             form["client_secret"] = secret
-        url = f"{self.login_url(auth_url)}/services/oauth2/token"
+        return self._token_request(f"{self.login_url(auth_url)}/services/oauth2/token", form)
+
+    def _token_request(self, url: str, form: dict[str, str]) -> TokenGrant:
         response = self._send("POST", url, data=form)
         if response.status_code == 400:
             error = _json_or_none(response)
@@ -164,18 +194,73 @@ class SalesforceClient:
         self._expect_json(response, "describe")
         return True
 
-    def query(self, grant: TokenGrant, soql: str) -> list[dict[str, Any]]:
+    def query(self, grant: Session, soql: str, *, tooling: bool = False) -> list[dict[str, Any]]:
         """Run a SOQL query and return its records (first page: callers query small sets)."""
-        body = self._get(grant, f"{self._data_url(grant)}/query?q={quote(soql)}")
+        api = "/tooling" if tooling else ""
+        body = self._get(grant, f"{self._data_url(grant)}{api}/query?q={quote(soql)}")
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list):
             raise SalesforceError("Salesforce's query answer has no records")
         return records
 
-    def _data_url(self, grant: TokenGrant) -> str:
+    def sandbox_status(self, production: Session, sandbox_name: str) -> str | None:
+        """The status of the newest `SandboxProcess` of that name (None: no such sandbox)."""
+        if not _SANDBOX_NAME.fullmatch(sandbox_name):
+            return None  # never interpolated into SOQL: a name Salesforce cannot have
+        records = self.query(
+            production,
+            "SELECT Id, SandboxName, Status FROM SandboxProcess "  # noqa: S608 (name checked)
+            f"WHERE SandboxName = '{sandbox_name}' ORDER BY CreatedDate DESC LIMIT 1",
+            tooling=True,
+        )
+        return str(records[0].get("Status")) if records else None
+
+    def sandbox_auth(
+        self, production: Session, client_id: str, sandbox_name: str, callback_url: str
+    ) -> SandboxAuth:
+        """`POST tooling/sandboxAuth`: an authorization code for the sandbox.
+
+        Raises `SandboxAuthRefused` with Salesforce's error code (`INVALID_STATUS`: the
+        sandbox is not ready).
+        """
+        url = f"{self._data_url(production)}/tooling/sandboxAuth"
+        document = {"clientId": client_id, "sandboxName": sandbox_name, "callbackUrl": callback_url}
+        response = self._send("POST", url, headers=_bearer(production), json=document)
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 429):
+            raise SandboxAuthRefused(_error_code(response) or f"HTTP {response.status_code}")
+        body = self._expect_json(response, "sandboxAuth")
+        try:
+            return SandboxAuth(
+                auth_username=str(body["authUserName"]),
+                auth_code=SecretStr(str(body["authCode"])),
+                instance_url=self._hosts.check_url(str(body["instanceUrl"])),
+                login_url=self._hosts.check_url(str(body["loginUrl"])),
+            )
+        except (KeyError, TypeError) as error:
+            raise SalesforceError("Salesforce's sandboxAuth answer is incomplete") from error
+
+    def exchange_code(
+        self, auth: SandboxAuth, client_id: str, client_secret: str, callback_url: str
+    ) -> TokenGrant:
+        """The authorization-code grant on the sandbox's login host: tokens for the sandbox.
+
+        The grant carries the sandbox's refresh token. Raises `CredentialsRejected` when
+        Salesforce refuses the code.
+        """
+        form = {
+            "grant_type": "authorization_code",
+            "code": auth.auth_code.get_secret_value(),
+            "client_id": client_id,
+            "redirect_uri": callback_url,
+        }
+        if client_secret:
+            form["client_secret"] = client_secret
+        return self._token_request(f"{auth.login_url}/services/oauth2/token", form)
+
+    def _data_url(self, grant: Session) -> str:
         return f"{grant.instance_url}/services/data/v{self._api_version}"
 
-    def _get(self, grant: TokenGrant, url: str) -> Any:
+    def _get(self, grant: Session, url: str) -> Any:
         response = self._send("GET", url, headers=_bearer(grant))
         return self._expect_json(response, "REST")
 
@@ -261,7 +346,7 @@ def _grant_from(body: Any, hosts: HostPolicy) -> TokenGrant:
         raise SalesforceError("Salesforce's token answer is incomplete") from error
 
 
-def _bearer(grant: TokenGrant) -> dict[str, str]:
+def _bearer(grant: Session) -> dict[str, str]:
     return {"Authorization": f"Bearer {grant.access_token.get_secret_value()}"}
 
 
@@ -272,7 +357,7 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def _error_code_suffix(response: requests.Response) -> str:
+def _error_code(response: requests.Response) -> str | None:
     """Salesforce's error code (never its message, which may quote input)."""
     body = _json_or_none(response)
     if isinstance(body, list) and body and isinstance(body[0], dict):
@@ -281,4 +366,9 @@ def _error_code_suffix(response: requests.Response) -> str:
         code = body.get("error")
     else:
         code = None
-    return f" ({code})" if isinstance(code, str) and code.replace("_", "").isalnum() else ""
+    return code if isinstance(code, str) and code.replace("_", "").isalnum() else None
+
+
+def _error_code_suffix(response: requests.Response) -> str:
+    code = _error_code(response)
+    return f" ({code})" if code else ""

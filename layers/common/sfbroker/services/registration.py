@@ -115,12 +115,34 @@ class RegistrationService:
             if is_dev_hub is None or org.is_dev_hub == is_dev_hub:
                 yield org
 
-    def delete(self, username: str) -> None:
+    def delete(self, username: str, *, cascade: bool = False) -> tuple[str, ...]:
+        """Forget an org; returns the JIT sandboxes forgotten with it.
+
+        A production org that JIT sandboxes authenticate through is kept (409) unless
+        `cascade`: then they go too, after the org itself.
+        """
+        sandboxes = tuple(
+            org.username
+            for org in self.orgs.list("sandbox")
+            if org.is_jit_registration
+            and (org.parent_production_username or "").lower() == username.lower()
+        )
+        if sandboxes and not cascade:
+            raise Conflict(
+                f"Org '{username}' is the production org of the JIT sandboxes "
+                f"{', '.join(sandboxes)}: delete them first, or delete with ?cascade=true"
+            )
         try:
             self.orgs.delete(username)
         except ConditionFailed:
             raise OrgNotFound(username) from None
-        logger.info("org deleted", extra={"username": username})
+        for sandbox in sandboxes:
+            try:
+                self.orgs.delete(sandbox)
+            except ConditionFailed:
+                continue  # deleted meanwhile
+        logger.info("org deleted", extra={"username": username, "sandboxes": sandboxes})
+        return sandboxes
 
 
 def org_type(organization: OrganizationInfo, *, is_dev_hub: bool) -> OrgType:

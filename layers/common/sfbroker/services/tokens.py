@@ -44,9 +44,11 @@ class IssuedToken:
     username: str
     org_id: str
     expires_at: datetime
-    source: Literal["cache", "refresh"]
+    source: Literal["cache", "refresh", "jit"]
     # forceRefresh was asked, and the forced-refresh limit answered it from the cache.
     force_refresh_limited: bool = False
+    # Where the token was just obtained by JIT: the sandbox's login URL.
+    login_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class TokenService:
     policy: TokenPolicy
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
+    jit_exchange: Callable[[OrgRecord], IssuedToken] | None = None
+    """How a JIT sandbox gets a token (`JitService.exchange`): through its production org."""
 
     def issue(
         self, username: str, *, min_validity_seconds: int = 600, force_refresh: bool = False
@@ -136,6 +140,8 @@ class TokenService:
         )
 
     def _refresh(self, org: OrgRecord) -> IssuedToken:
+        if org.is_jit_registration and self.jit_exchange is not None:
+            return self.jit_exchange(org)
         if org.auth_url is None:
             raise Conflict(f"Org '{org.username}' has no stored credential to refresh")
         auth_url = parse_auth_url(
@@ -159,8 +165,17 @@ class TokenService:
         count("TokenRefresh")
         return issued
 
-    def remember(self, username: str, grant: TokenGrant) -> IssuedToken:
-        """Seal and cache a freshly granted access token (also used right after registration)."""
+    def remember(
+        self,
+        username: str,
+        grant: TokenGrant,
+        source: Literal["refresh", "jit"] = "refresh",
+        login_url: str | None = None,
+    ) -> IssuedToken:
+        """Seal and cache a freshly granted access token (also used right after registration).
+
+        Only the access token is kept: a refresh token in `grant` is never cached.
+        """
         now = self.clock()
         token = CachedToken(
             envelope=self.cipher.encrypt(
@@ -180,7 +195,8 @@ class TokenService:
             username=token.username,
             org_id=token.org_id,
             expires_at=token.expires_at,
-            source="refresh",
+            source=source,
+            login_url=login_url,
         )
 
     def _persist_rotated(self, org: OrgRecord, auth_url: str) -> None:

@@ -141,6 +141,30 @@ class OrgStore:
             condition="version = :v",
         )
 
+    def update_sandbox_location(
+        self, username: str, org_id: str, instance_url: str, login_url: str, now: datetime
+    ) -> bool:
+        """Record where a JIT sandbox was last found (a refresh gives it a new org id).
+
+        Only on a JIT registration that still exists; returns whether it was written.
+        """
+        try:
+            self._table.update(
+                org_key(username),
+                "SET orgId = :o, instanceUrl = :i, loginUrl = :l, updatedAt = :u",
+                values={
+                    ":o": org_id,
+                    ":i": instance_url,
+                    ":l": login_url,
+                    ":u": now.isoformat(),
+                    ":jit": True,
+                },
+                condition="isJitRegistration = :jit",
+            )
+        except ConditionFailed:
+            return False
+        return True
+
     def mark_invalid(self, username: str, expected_version: int, now: datetime) -> bool:
         """Flag an org whose credential Salesforce refused, and drop its cached token.
 
