@@ -44,3 +44,19 @@ def test_helpers_need_a_started_server():
     state.create_production_org("admin@acme.com")
     with pytest.raises(RuntimeError, match="start the server"):
         state.mint_auth_url("admin@acme.com")
+
+
+def test_a_sandbox_refresh_is_a_new_org_with_the_same_name_and_username():
+    state = FakeSalesforceState("http://localhost:8443")
+    state.create_production_org("admin@acme.com")
+    before = state.create_sandbox("admin@acme.com", "uat")
+    old_token = state.mint_access_token("admin@acme.com.uat")
+
+    after = state.refresh_sandbox("admin@acme.com", "uat", status="Activating")
+
+    assert after.org_id != before.org_id
+    assert (after.name, after.status) == ("uat", "Activating")
+    assert state.sandbox("admin@acme.com", "uat") is after
+    assert state.user("admin@acme.com.uat").org_id == after.org_id
+    assert state.orgs[before.org_id].deleted
+    assert state.authenticate(old_token) is None
