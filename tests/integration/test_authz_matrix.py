@@ -66,6 +66,7 @@ class Authorized:
         return (answer.status, answer.error) == (self.status, self.error)
 
 
+REPOSITORY = {"repository": "acme/app"}
 SAMPLES: dict[tuple[str, str], Authorized] = {
     ("GET", "/health"): Authorized(200),
     ("GET", "/openapi.json"): Authorized(200),
@@ -90,6 +91,32 @@ SAMPLES: dict[tuple[str, str], Authorized] = {
     ),
     ("POST", "/sandboxes/{sandboxName}/auth"): Authorized(
         404, "org_not_found", json_body={"productionUsername": "admin@acme.com"}, body_targets=True
+    ),
+    ("POST", "/environments"): Authorized(
+        404,
+        "org_not_found",
+        json_body={
+            "repository": "acme/app",
+            "name": "UAT",
+            "category": "test",
+            "username": "admin@acme.com",
+        },
+        body_targets=True,
+    ),
+    ("GET", "/environments"): Authorized(200, query=REPOSITORY),
+    ("GET", "/environments/{name}"): Authorized(404, "environment_not_found", query=REPOSITORY),
+    ("PATCH", "/environments/{name}"): Authorized(
+        404, "environment_not_found", json_body={"description": "matrix"}, query=REPOSITORY
+    ),
+    ("DELETE", "/environments/{name}"): Authorized(404, "environment_not_found", query=REPOSITORY),
+    ("POST", "/environments/{name}/leases"): Authorized(
+        404, "environment_not_found", query=REPOSITORY
+    ),
+    ("GET", "/environments/{name}/leases/{leaseId}"): Authorized(
+        404, "environment_not_found", query=REPOSITORY
+    ),
+    ("DELETE", "/environments/{name}/leases/{leaseId}"): Authorized(
+        404, "environment_not_found", query=REPOSITORY
     ),
     ("POST", "/api-tokens"): Authorized(
         201, json_body={"name": "made-by-the-matrix", "scopes": ["orgs:read"]}

@@ -19,6 +19,7 @@ from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
 from sfbroker.salesforce import OrganizationInfo, SalesforceClient, TokenGrant, UserInfo
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import TokenPolicy, TokenService
+from sfbroker.store.environments import EnvironmentStore
 from sfbroker.store.orgs import CachedToken, OrgRecord, OrgState, OrgStore, OrgType
 from sfbroker.store.table import ConditionFailed, epoch_seconds
 
@@ -221,6 +222,16 @@ def grant(
     )
 
 
+class MemoryEnvironmentStore(EnvironmentStore):
+    """No environment points at any org (the registration tests need no more)."""
+
+    def __init__(self) -> None:  # no table
+        pass
+
+    def of_org(self, username: str) -> list[tuple[str, str]]:
+        return []
+
+
 class OrgServices:
     """Token issuance and registration over in-memory collaborators sharing one clock."""
 
@@ -238,5 +249,10 @@ class OrgServices:
             self.clock.sleep,
         )
         self.registration = RegistrationService(
-            self.orgs, self.cipher, self.salesforce, self.tokens, self.clock
+            self.orgs,
+            self.cipher,
+            self.salesforce,
+            self.tokens,
+            self.clock,
+            MemoryEnvironmentStore(),
         )

@@ -34,6 +34,14 @@ EXPECTED_ROUTES = {
     ("TokensFunction", "POST", "/orgs/{username}/token"),
     ("SandboxesFunction", "POST", "/sandboxes"),
     ("SandboxesFunction", "POST", "/sandboxes/{sandboxName}/auth"),
+    ("EnvironmentsFunction", "POST", "/environments"),
+    ("EnvironmentsFunction", "GET", "/environments"),
+    ("EnvironmentsFunction", "GET", "/environments/{name}"),
+    ("EnvironmentsFunction", "PATCH", "/environments/{name}"),
+    ("EnvironmentsFunction", "DELETE", "/environments/{name}"),
+    ("EnvironmentsFunction", "POST", "/environments/{name}/leases"),
+    ("EnvironmentsFunction", "GET", "/environments/{name}/leases/{leaseId}"),
+    ("EnvironmentsFunction", "DELETE", "/environments/{name}/leases/{leaseId}"),
     ("AdminFunction", "POST", "/api-tokens"),
     ("AdminFunction", "GET", "/api-tokens"),
     ("AdminFunction", "DELETE", "/api-tokens/{id}"),
@@ -93,6 +101,7 @@ def test_functions_are_the_expected_ones(specs: list[FunctionSpec]) -> None:
         "OrgsFunction",
         "TokensFunction",
         "SandboxesFunction",
+        "EnvironmentsFunction",
         "AuthorizerFunction",
         "AdminFunction",
     ]
@@ -325,9 +334,10 @@ ORG_RECORDS = {"ORG#": {*WRITES, *READS}, "AUDIT#": {"dynamodb:PutItem"}}
 # What each role may do, by partition: everything else it must be refused. A new
 # function gets its row here (the test below fails until it has one).
 MAY = {
-    "OrgsFunction": ORG_RECORDS,
+    "OrgsFunction": {**ORG_RECORDS, "ENV#": {"dynamodb:Query", "dynamodb:DeleteItem"}},
     "TokensFunction": ORG_RECORDS,
     "SandboxesFunction": ORG_RECORDS,
+    "EnvironmentsFunction": {**ORG_RECORDS, "ENV#": {*WRITES, *READS}},
     "AuthorizerFunction": {
         "APITOKEN#": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # lastUsedAt only
         "AUDIT#": {"dynamodb:PutItem"},
@@ -338,7 +348,7 @@ MAY = {
     },
 }
 # Functions that seal or open secrets: the only principals that may use the key.
-MAY_USE_THE_KEY = {"OrgsFunction", "TokensFunction", "SandboxesFunction"}
+MAY_USE_THE_KEY = {"OrgsFunction", "TokensFunction", "SandboxesFunction", "EnvironmentsFunction"}
 
 
 def test_each_role_is_refused_what_it_does_not_need(template: dict[str, Any]) -> None:

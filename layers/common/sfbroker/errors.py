@@ -152,3 +152,27 @@ class JitAuthFailed(BrokerError):
 
 class SandboxAuthRefused(Exception):
     """Salesforce refused `sandboxAuth`; carries its error code (`INVALID_STATUS`, …)."""
+
+
+class EnvironmentNotFound(NotFound):
+    code = "environment_not_found"
+
+    def __init__(self, repository: str, name: str) -> None:
+        super().__init__(f"Environment '{name}' of '{repository}' does not exist")
+
+
+class LeaseNotFound(NotFound):
+    code = "lease_not_found"
+
+    def __init__(self, lease_id: str) -> None:
+        super().__init__(f"Lease '{lease_id}' does not exist")
+
+
+class LeaseHeld(BrokerError):
+    status, code = 409, "lease_held"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Environment '{name}' is leased by another pipeline: acquire a lease (with wait) "
+            "and send its id in the Lease-Id header"
+        )

@@ -162,6 +162,65 @@ class SandboxToken(ApiModel):
     sfdx_auth_url: str | None = Field(default=None, repr=False)
 
 
+Repository = Annotated[
+    str,
+    Field(min_length=1, max_length=140, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"),
+]
+EnvironmentName = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")]
+EnvironmentCategory = Literal["dev", "test", "snapshot", "release"]
+Branch = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+Description = Annotated[str, Field(max_length=500)]
+
+
+class CreateEnvironmentRequest(RequestModel):
+    repository: Repository
+    name: EnvironmentName
+    category: EnvironmentCategory
+    username: Username
+    branch: Branch | None = None
+    description: Description | None = None
+
+
+class UpdateEnvironmentRequest(RequestModel):
+    category: EnvironmentCategory | None = None
+    username: Username | None = None
+    branch: Branch | None = None
+    description: Description | None = None
+
+
+class Environment(ApiModel):
+    repository: str
+    name: str
+    category: str
+    username: str
+    branch: str | None
+    description: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    auth: AccessToken | None = Field(
+        default=None, description="With `authenticate=true`: a token for the environment's org"
+    )
+
+
+class EnvironmentList(ApiModel):
+    environments: list[Environment]
+
+
+class AcquireLeaseRequest(RequestModel):
+    ttl_seconds: int = Field(default=1800, ge=60, le=43200)
+    wait: bool = Field(
+        default=False,
+        description="Queue when the environment is held (else 409 `lease_held`)",
+    )
+
+
+class Lease(ApiModel):
+    lease_id: str
+    status: Literal["acquired", "queued", "released", "expired"]
+    position: int = Field(description="0 unless queued; 1 = next in line")
+    expires_at: Timestamp | None
+
+
 OrgPattern = Annotated[str, Field(min_length=1, max_length=240, pattern=r"^[^\s]+$")]
 
 

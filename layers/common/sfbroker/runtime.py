@@ -22,12 +22,14 @@ from sfbroker.budget import Budget, current_budget
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
+from sfbroker.services.environments import EnvironmentService
 from sfbroker.services.jit import JitService
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import IssuedToken, TokenPolicy, TokenService
 from sfbroker.settings import Settings, get_settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
+from sfbroker.store.environments import EnvironmentStore
 from sfbroker.store.orgs import OrgRecord, OrgStore
 from sfbroker.store.table import Table
 
@@ -107,7 +109,7 @@ def request_budget() -> Budget:
 @cache
 def registration_service() -> RegistrationService:
     return RegistrationService(
-        org_store(), envelope_cipher(), salesforce(), token_service(), utc_now
+        org_store(), envelope_cipher(), salesforce(), token_service(), utc_now, environment_store()
     )
 
 
@@ -131,6 +133,16 @@ def token_service() -> TokenService:
 @cache
 def jit_service() -> JitService:
     return JitService(org_store(), envelope_cipher(), salesforce(), token_service(), utc_now)
+
+
+@cache
+def environment_store() -> EnvironmentStore:
+    return EnvironmentStore(table())
+
+
+@cache
+def environment_service() -> EnvironmentService:
+    return EnvironmentService(environment_store(), org_store(), utc_now)
 
 
 def jit_exchange(org: OrgRecord) -> IssuedToken:
@@ -177,6 +189,8 @@ def reset() -> None:
         registration_service,
         token_service,
         jit_service,
+        environment_store,
+        environment_service,
         api_token_service,
         audit_trail,
     ):

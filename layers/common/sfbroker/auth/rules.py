@@ -55,6 +55,20 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     # The route checks the production org, then the registered sandbox's username, and
     # `sandboxes:auth-url` for an `sfdxAuthUrl` answer.
     ("POST", "/sandboxes/{sandboxName}/auth"): Access("sandboxes:auth", action="sandbox.auth"),
+    # Environments: org patterns apply to the environment's org (known once it is read,
+    # or from the body): the routes check them. `authenticate=true` also needs
+    # `token:issue` and is recorded as `environment.authenticate`.
+    ("POST", "/environments"): Access("environments:write", action="environment.create"),
+    ("GET", "/environments"): Access("environments:read"),
+    ("GET", "/environments/{name}"): Access("environments:read", action="environment.read"),
+    ("PATCH", "/environments/{name}"): Access("environments:write", action="environment.update"),
+    ("DELETE", "/environments/{name}"): Access("environments:write", action="environment.delete"),
+    # A pipeline that reads an environment may queue for it.
+    ("POST", "/environments/{name}/leases"): Access("environments:read", action="lease.acquire"),
+    ("GET", "/environments/{name}/leases/{leaseId}"): Access("environments:read"),
+    ("DELETE", "/environments/{name}/leases/{leaseId}"): Access(
+        "environments:read", action="lease.release"
+    ),
     ("POST", "/api-tokens"): Access(ADMIN_SCOPE, action="apitoken.create"),
     ("GET", "/api-tokens"): Access(ADMIN_SCOPE),
     ("DELETE", "/api-tokens/{id}"): Access(

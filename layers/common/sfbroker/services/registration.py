@@ -20,6 +20,7 @@ from sfbroker.errors import (
 )
 from sfbroker.observability import logger
 from sfbroker.services.tokens import TokenService
+from sfbroker.store.environments import EnvironmentStore
 from sfbroker.store.orgs import OrgRecord, OrgStore, OrgType, credential_record
 from sfbroker.store.table import ConditionFailed
 
@@ -44,6 +45,7 @@ class RegistrationService:
     salesforce: SalesforceClient
     tokens: TokenService
     clock: Callable[[], datetime]
+    environments: EnvironmentStore
 
     def register(self, registration: Registration) -> tuple[OrgRecord, bool]:
         """Register (or re-register) an org; returns the stored org and whether it is new.
@@ -118,8 +120,9 @@ class RegistrationService:
     def delete(self, username: str, *, cascade: bool = False) -> tuple[str, ...]:
         """Forget an org; returns the JIT sandboxes forgotten with it.
 
-        A production org that JIT sandboxes authenticate through is kept (409) unless
-        `cascade`: then they go too, after the org itself.
+        An org that environments point at, or a production org that JIT sandboxes
+        authenticate through, is kept (409) unless `cascade`: then they go too, after
+        the org itself (with the environments of those sandboxes).
         """
         sandboxes = tuple(
             org.username
@@ -127,10 +130,16 @@ class RegistrationService:
             if org.is_jit_registration
             and (org.parent_production_username or "").lower() == username.lower()
         )
-        if sandboxes and not cascade:
+        environments = [
+            environment
+            for org in (username, *sandboxes)
+            for environment in self.environments.of_org(org)
+        ]
+        if (sandboxes or environments) and not cascade:
+            dependants = [*sandboxes, *(f"environment {r}/{n}" for r, n in environments)]
             raise Conflict(
-                f"Org '{username}' is the production org of the JIT sandboxes "
-                f"{', '.join(sandboxes)}: delete them first, or delete with ?cascade=true"
+                f"Org '{username}' is used by {', '.join(dependants)}: delete them first, or "
+                "delete with ?cascade=true"
             )
         try:
             self.orgs.delete(username)
@@ -141,6 +150,11 @@ class RegistrationService:
                 self.orgs.delete(sandbox)
             except ConditionFailed:
                 continue  # deleted meanwhile
+        for repository, name in environments:
+            try:
+                self.environments.delete(repository, name)
+            except ConditionFailed:
+                continue
         logger.info("org deleted", extra={"username": username, "sandboxes": sandboxes})
         return sandboxes
 
