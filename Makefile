@@ -79,7 +79,7 @@ integration: $(VENV)/.installed $(NODE_TOOLS) ## Integration tests only
 e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stack
 	$(VENV)/bin/pytest tests/e2e -q
 
-bench: $(VENV)/.installed $(NODE_TOOLS) ## Print call counts, cold-import ratio and latency percentiles
+bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json
 	PYTHONPATH=layers/common $(PY) -m tests.bench
 
 admin-token: $(VENV)/.installed ## Mint an API token with your AWS credentials (TABLE=<table> [NAME=bootstrap SCOPES=admin ORGS=])

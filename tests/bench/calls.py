@@ -1,5 +1,8 @@
 """What one request costs: DynamoDB, KMS and Salesforce calls, counted on the real path.
 
+Each scenario has its budget, the exact calls it may make. `make bench` prints them;
+`tests/integration/test_call_budget.py` runs the same scenarios on both databases and
+fails on any call over (or under) budget, so a regression fails `make test`.
 Handlers run in-process on moto's server and the fake Salesforce (both over HTTP on
 127.0.0.1), as the integration tests do.
 """
@@ -9,10 +12,11 @@ from __future__ import annotations
 import io
 import logging
 import os
-import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -22,9 +26,123 @@ from sfbroker.observability import logger as broker_logger
 from local import template as sam
 from local.fake_salesforce import FakeSalesforceServer, start_fake_salesforce
 from local.ports import free_port
+from tests.bench.figures import Figure
 from tests.support.broker import Broker, configure_handlers
 
-USER = {"username": "admin@acme.com"}
+USERNAME = "admin@acme.com"
+USER = {"username": USERNAME}
+TOKEN_ITEM = {"PK": {"S": f"ORG#{USERNAME}"}, "SK": {"S": "TOKEN"}}
+CONCURRENT_JOBS = 20
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    # Exact calls: "dynamodb.Query", "kms.Decrypt", "salesforce.oauth2/token", …
+    budget: dict[str, int]
+    reference: str
+    run: Callable[[Broker, FakeSalesforceServer], None]
+
+
+def register(broker: Broker, salesforce: FakeSalesforceServer) -> None:
+    auth_url = salesforce.state.mint_auth_url(USERNAME)
+    answer = broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": auth_url})
+    assert answer.status in {200, 201}, answer.body
+
+
+def issue_token(broker: Broker, _: FakeSalesforceServer) -> None:
+    answer = broker.call("POST", "/orgs/{username}/token", path_params=USER)
+    assert answer.status == 200, answer.body
+
+
+def cold_container(broker: Broker, salesforce: FakeSalesforceServer) -> None:
+    """A new container: no clients, no data keys in memory."""
+    runtime.reset()
+    broker.watch_aws()
+    issue_token(broker, salesforce)
+
+
+def cache_miss(broker: Broker, salesforce: FakeSalesforceServer) -> None:
+    broker.dynamodb.delete_item(TableName=broker.table_name, Key=TOKEN_ITEM)
+    issue_token(broker, salesforce)
+
+
+def concurrent_cold_cache(broker: Broker, salesforce: FakeSalesforceServer) -> None:
+    """20 CI jobs ask for the same org at once, nothing cached; Salesforce answers slowly."""
+    broker.dynamodb.delete_item(TableName=broker.table_name, Key=TOKEN_ITEM)
+    salesforce.faults.delay = 0.2
+    try:
+        with ThreadPoolExecutor(max_workers=CONCURRENT_JOBS) as pool:
+            list(pool.map(lambda _: issue_token(broker, salesforce), range(CONCURRENT_JOBS)))
+    finally:
+        salesforce.faults.delay = 0
+
+
+# In order: each starts from the state the previous one left.
+SCENARIOS = [
+    Scenario(
+        "POST /orgs (register)",
+        {
+            "dynamodb.GetItem": 1,
+            "dynamodb.PutItem": 4,
+            "kms.GenerateDataKey": 2,
+            "salesforce.oauth2/token": 1,
+            "salesforce.oauth2/userinfo": 1,
+            "salesforce.query": 1,
+            "salesforce.sobjects/describe": 1,
+        },
+        "-",
+        register,
+    ),
+    Scenario(
+        "token, warm, cached",
+        {"dynamodb.Query": 1, "dynamodb.PutItem": 1},
+        "sfp-server: a Salesforce refresh per call",
+        issue_token,
+    ),
+    Scenario(
+        "token, cold container, cached",
+        {"dynamodb.Query": 1, "dynamodb.PutItem": 1, "kms.Decrypt": 1},
+        "-",
+        cold_container,
+    ),
+    Scenario(
+        "token, cache miss (refresh)",
+        {
+            "dynamodb.Query": 2,
+            "dynamodb.PutItem": 3,
+            "dynamodb.DeleteItem": 1,
+            "kms.Decrypt": 1,
+            "kms.GenerateDataKey": 1,
+            "salesforce.oauth2/token": 1,
+        },
+        "-",
+        cache_miss,
+    ),
+    Scenario(
+        f"{CONCURRENT_JOBS} concurrent jobs, one org, cold cache: Salesforce refreshes",
+        {"salesforce.oauth2/token": 1},
+        f"sfp-server: {CONCURRENT_JOBS}",
+        concurrent_cold_cache,
+    ),
+]
+
+
+def measure(scenario: Scenario, broker: Broker, salesforce: FakeSalesforceServer) -> Counter[str]:
+    """The calls one scenario made: AWS operations and Salesforce endpoints."""
+    broker.aws_calls.clear()
+    salesforce.reset_counts()
+    scenario.run(broker, salesforce)
+    calls = Counter(broker.aws_calls)
+    calls.update({f"salesforce.{name}": n for name, n in salesforce.counts.items()})
+    return +calls
+
+
+def only_salesforce(calls: Counter[str], budget: dict[str, int]) -> Counter[str]:
+    """Where a budget names only Salesforce calls, only those are held against it."""
+    if all(name.startswith("salesforce.") for name in budget):
+        return Counter({k: n for k, n in calls.items() if k.startswith("salesforce.")})
+    return calls
 
 
 @contextmanager
@@ -34,85 +152,56 @@ def bench_stack() -> Iterator[tuple[Broker, FakeSalesforceServer]]:
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
     )
+    # Figures only: no request log, no info logs between them.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    broker_logger.setLevel("WARNING")
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{port}"
     try:
         template = sam.load_template()
         resources = configure_handlers(template, os.environ.__setitem__, aws_endpoint_url=endpoint)
-        # Figures only: no request log, no info logs between them.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        broker_logger.setLevel("WARNING")
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         broker = Broker(template, resources.table_names["Table"], dynamodb)
         with start_fake_salesforce() as salesforce:
+            salesforce.state.create_production_org(USERNAME)
+            broker.watch_aws()
             yield broker, salesforce
     finally:
         runtime.reset()
         moto.stop()
 
 
-def _measure(
-    broker: Broker, salesforce: FakeSalesforceServer, requests: int, call: Callable[[], object]
-) -> str:
-    broker.aws_calls.clear()
-    salesforce.reset_counts()
-    for _ in range(requests):
-        call()
-    dynamodb = broker.aws_calls.of("dynamodb") / requests
-    kms = broker.aws_calls.of("kms") / requests
-    sf = sum(salesforce.counts.values()) / requests
-    return f"{dynamodb:6.2f} {kms:6.2f} {sf:6.2f}"
-
-
-def report() -> None:
-    out = sys.stdout
-    print("\n== calls per request (DynamoDB, KMS, Salesforce)", file=out)
-    print(f"  {'scenario':<52} {'ddb':>6} {'kms':>6} {'sf':>6}", file=out)
-    # The handlers print EMF metric lines to stdout: keep them out of the figures.
-    with redirect_stdout(io.StringIO()), bench_stack() as (broker, salesforce):
-        salesforce.state.create_production_org("admin@acme.com")
-        auth_url = salesforce.state.mint_auth_url("admin@acme.com")
-        broker.watch_aws()
-
-        def row(name: str, figures: str) -> None:
-            print(f"  {name:<52} {figures}", file=out)
-
-        row(
-            "POST /orgs (register)",
-            _measure(
-                broker,
-                salesforce,
-                1,
-                lambda: broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": auth_url}),
-            ),
-        )
-
-        def token() -> None:
-            answer = broker.call("POST", "/orgs/{username}/token", path_params=USER)
-            assert answer.status == 200, answer.body
-
-        row("token, warm container, cached (mean of 100)", _measure(broker, salesforce, 100, token))
-        runtime.reset()
-        broker.watch_aws()
-        row("token, cold container, cached", _measure(broker, salesforce, 1, token))
-
-        def drop_cached_token() -> None:
-            broker.dynamodb.delete_item(
-                TableName=broker.table_name,
-                Key={"PK": {"S": "ORG#admin@acme.com"}, "SK": {"S": "TOKEN"}},
+def figures(broker: Broker, salesforce: FakeSalesforceServer) -> list[Figure]:
+    rows = []
+    # The handlers print EMF metric lines to stdout: keep them out of the table.
+    for scenario in SCENARIOS:
+        with redirect_stdout(io.StringIO()):
+            calls = only_salesforce(measure(scenario, broker, salesforce), scenario.budget)
+        rows.append(
+            Figure(
+                f"calls: {scenario.name}",
+                _spelled(calls),
+                _spelled(Counter(scenario.budget)),
+                scenario.reference,
+                calls == Counter(scenario.budget),
+                {"calls": dict(calls), "budget": scenario.budget},
             )
-
-        drop_cached_token()
-        row("token, cache miss (refresh)", _measure(broker, salesforce, 1, token))
-        drop_cached_token()
-        salesforce.faults.delay = 0.2
-        salesforce.reset_counts()
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            list(pool.map(lambda _: token(), range(20)))
-        salesforce.faults.delay = 0
-        refreshes = salesforce.counts["oauth2/token"]
-        print(
-            f"  20 concurrent requests on a cold cache: {refreshes} Salesforce refresh(es)",
-            file=out,
         )
+    return rows
+
+
+def _spelled(calls: Counter[str]) -> str:
+    """`ddb 2, kms 0, sf 0` (only `sf` for a Salesforce-only count)."""
+    services: tuple[tuple[str, str], ...] = (
+        ("dynamodb", "ddb"),
+        ("kms", "kms"),
+        ("salesforce", "sf"),
+    )
+    if all(name.startswith("salesforce.") for name in calls):
+        services = services[2:]
+    totals = {
+        short: sum(n for k, n in calls.items() if k.startswith(f"{service}."))
+        for service, short in services
+    }
+    return ", ".join(f"{short} {total}" for short, total in totals.items())
