@@ -63,9 +63,13 @@ fmt: $(VENV)/.installed ## Format and auto-fix
 validate-template: $(SAM_VENV)/.installed $(VENV)/.installed ## sam validate --lint and cfn-lint on the transformed template
 	$(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template template.yaml
 	$(VENV)/bin/cfn-lint template.yaml
+	@# And with the non-default values of the parameters that switch resources on and off.
+	$(VENV)/bin/cfn-lint template.yaml --parameters SnapStart=true Tracing=off
+	$(VENV)/bin/cfn-lint template.yaml --parameters SnapStart=true Tracing=lambda
 	@# cfn-lint alone checks SAM's schema, not what the transform generates: lint that too.
 	$(SAM_VENV)/bin/python scripts/transform_template.py template.yaml -o build/template.cfn.json
 	$(VENV)/bin/cfn-lint build/template.cfn.json
+	$(VENV)/bin/cfn-lint build/template.cfn.json --parameters SnapStart=true Tracing=off
 
 pytest: $(VENV)/.installed $(NODE_TOOLS) ## unit, integration (moto + DynamoDB Local) and e2e tests with coverage
 	$(VENV)/bin/pytest --cov --cov-report=term

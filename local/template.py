@@ -326,11 +326,12 @@ def kms_aliases(template: Mapping[str, Any]) -> list[KmsAliasSpec]:
 
 
 def _referenced_logical_id(value: Any, where: str) -> str:
-    """The logical id behind ``!Ref X``, ``!GetAtt X.Arn`` or ``!Sub "${X.Arn}"``."""
+    """The logical id behind ``!Ref X``, ``!Ref X.Alias`` (SAM: a function's published
+    alias), ``!GetAtt X.Arn`` or ``!Sub "${X.Arn}"``."""
     if isinstance(value, dict) and len(value) == 1:
         ((key, argument),) = value.items()
         if key == "Ref" and isinstance(argument, str):
-            return argument
+            return argument.removesuffix(".Alias")
         if key == "Fn::GetAtt" and isinstance(argument, list) and argument:
             return str(argument[0])
         if key == "Fn::Sub" and isinstance(argument, str):

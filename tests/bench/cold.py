@@ -93,10 +93,16 @@ class Subject:
     environment: Mapping[str, str]
 
 
-def deployed_environment(spec: sam.FunctionSpec) -> dict[str, str]:
+# Beside the default (Tracing=sdk), the token function once more with the stack's other
+# tracing values (lambda, off): the X-Ray SDK not loaded. The figures behind the choice.
+WITHOUT_SDK = "TokensFunction"
+
+
+def deployed_environment(spec: sam.FunctionSpec, *, sdk: bool = True) -> dict[str, str]:
     """This process's environment (the handlers' variables) plus what Lambda sets."""
     return {
         **os.environ,
+        "POWERTOOLS_TRACE_DISABLED": "false" if sdk else "true",
         "LAMBDA_TASK_ROOT": str(ROOT / spec.code_uri),
         "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
@@ -143,12 +149,18 @@ def import_figures(runs: int) -> list[Figure]:
         Subject(s.logical_id, ["boto3"], ["import", *handler_args(s)], deployed_environment(s))
         for s in specs
     ]
+    subjects += [
+        Subject(f"{s.logical_id}, Tracing=lambda|off", ["boto3"], ["import", *handler_args(s)],
+                deployed_environment(s, sdk=False))
+        for s in specs
+        if s.logical_id == WITHOUT_SDK
+    ]  # fmt: skip
     figures = []
     for name, pairs in alternate(subjects, runs).items():
         numbers = pairs.numbers()
         figures.append(
             Figure(
-                f"cold import, {name} (tracing on, as deployed)",
+                f"cold import, {name}" + ("" if "Tracing=" in name else " (Tracing=sdk)"),
                 f"{pairs.ratio:.2f}x import boto3 ({numbers['subject_ms']:.0f} ms, "
                 f"{numbers['subject_modules']:.0f} modules)",
                 f"<= {IMPORT_TARGET}x",
@@ -178,12 +190,18 @@ def start_figures(runs: int, prepared: Mapping[str, Path], workdir: Path) -> lis
             floor = ["replay", str(calls)]
         serve = ["serve", *handler_args(spec), spec.logical_id, str(event)]
         subjects.append(Subject(spec.logical_id, floor, serve, deployed_environment(spec)))
+        if spec.logical_id == WITHOUT_SDK:
+            environment = deployed_environment(spec, sdk=False)
+            subjects.append(
+                Subject(f"{spec.logical_id}, Tracing=lambda|off", floor, serve, environment)
+            )
     for name, pairs in alternate(subjects, runs).items():
         numbers = pairs.numbers()
-        request = TYPICAL_REQUESTS[name][1]
+        request = TYPICAL_REQUESTS[name.split(",")[0]][1]
+        tracing = "" if "Tracing=" in name else ", Tracing=sdk"
         figures.append(
             Figure(
-                f"cold start, {name} ({request})",
+                f"cold start, {name} ({request}{tracing})",
                 f"{pairs.ratio:.2f}x floor ({numbers['subject_ms']:.0f} ms vs "
                 f"{numbers['baseline_ms']:.0f} ms)",
                 f"<= {START_TARGET}x",

@@ -168,7 +168,8 @@ def test_the_token_api_authorizes_with_the_request_authorizer(template: dict[str
     assert auth["DefaultAuthorizer"] == "ApiTokenAuthorizer"
     authorizer = auth["Authorizers"]["ApiTokenAuthorizer"]
     assert authorizer["FunctionPayloadType"] == "REQUEST"
-    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    # The alias: what SnapStart restores, and what every route invokes too.
+    assert authorizer["FunctionArn"] == {"Ref": "AuthorizerFunction.Alias"}
     assert authorizer["Identity"] == {
         "Headers": ["Authorization"],
         "ReauthorizeEvery": {"Ref": "AuthorizerCacheTtlSeconds"},
@@ -209,7 +210,7 @@ def test_only_health_and_the_openapi_document_are_unauthenticated(
 
 def test_apis_are_traced_and_throttled(template: dict[str, Any]) -> None:
     api_globals = template["Globals"]["Api"]
-    assert api_globals["TracingEnabled"] is True
+    assert api_globals["TracingEnabled"] == {"Fn::If": ["TracingOff", False, True]}
     (settings,) = api_globals["MethodSettings"]
     assert settings["ResourcePath"] == "/*"
     assert settings["HttpMethod"] == "*"
@@ -487,6 +488,8 @@ def test_function_environment(specs: list[FunctionSpec]) -> None:
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
             "LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "false",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
         }, spec.logical_id
         # Declared (so `sam local --env-vars` may set it) but empty in the template.
         assert spec.environment["AWS_ENDPOINT_URL"] == ""
@@ -499,6 +502,51 @@ def test_function_environment_takes_parameters_and_attribute_refs(
     environment = function_environment(specs[0], refs, {"AccessTokenTtlSeconds": "600"})
     assert environment["ACCESS_TOKEN_TTL_SECONDS"] == "600"
     assert environment["KMS_KEY_ID"] == "arn:aws:kms:us-east-1:123456789012:key/k"
+
+
+@pytest.mark.parametrize(
+    ("tracing", "sdk_disabled"), [("sdk", "false"), ("lambda", "true"), ("off", "true")]
+)
+def test_the_tracing_parameter_loads_the_xray_sdk_only_when_asked(
+    specs: list[FunctionSpec], tracing: str, sdk_disabled: str
+) -> None:
+    for spec in specs:
+        environment = function_environment(spec, REFS, {"Tracing": tracing})
+        assert environment["POWERTOOLS_TRACE_DISABLED"] == sdk_disabled, spec.logical_id
+        assert environment["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+def test_tracing_is_a_parameter_of_the_functions_and_the_apis(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["Tracing"]
+    assert (parameter["AllowedValues"], parameter["Default"]) == (["sdk", "lambda", "off"], "sdk")
+    assert template["Conditions"]["TracingOff"] == {"Fn::Equals": [{"Ref": "Tracing"}, "off"]}
+    assert template["Conditions"]["TracingSdk"] == {"Fn::Equals": [{"Ref": "Tracing"}, "sdk"]}
+    functions_tracing = template["Globals"]["Function"]["Tracing"]
+    assert functions_tracing == {"Fn::If": ["TracingOff", "PassThrough", "Active"]}
+
+
+def test_snapstart_is_a_parameter_and_every_function_publishes_its_alias(
+    template: dict[str, Any], specs: list[FunctionSpec]
+) -> None:
+    parameter = template["Parameters"]["SnapStart"]
+    assert (parameter["AllowedValues"], parameter["Default"]) == (["true", "false"], "false")
+    assert template["Conditions"]["SnapStartEnabled"] == {
+        "Fn::Equals": [{"Ref": "SnapStart"}, "true"]
+    }
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["SnapStart"] == {
+        "Fn::If": ["SnapStartEnabled", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert function_globals["AutoPublishAlias"] == "live"
+    # SnapStart wants at most 512 MB of /tmp, no EFS, no provisioned concurrency.
+    assert "EphemeralStorage" not in function_globals
+    for spec in specs:
+        properties = _resource(template, spec.logical_id)["Properties"]
+        # A new layer (all our code) or setting publishes a new version, not only new code.
+        assert properties.get("AutoPublishAliasAllProperties") is True, spec.logical_id
+        assert not {"EphemeralStorage", "FileSystemConfigs", "ProvisionedConcurrencyConfig"} & set(
+            properties
+        ), spec.logical_id
 
 
 def test_env_json_covers_every_function(specs: list[FunctionSpec]) -> None:

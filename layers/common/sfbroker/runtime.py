@@ -1,12 +1,15 @@
 """The composition root: settings, clients, stores and services of a warm container.
 
-Handlers (and `local/`) wire their routers with the providers below. Nothing here runs
-at import time: boto3 clients and the Salesforce session are created when a request
-first needs them and then reused by every later request.
+Handlers (and `local/`) wire their routers with the providers below. boto3 clients and
+the Salesforce session are created when a request first needs them and then reused by
+every later request. The one thing done at import is registering SnapStart's runtime
+hooks (`register_snapshot_hooks`): under SnapStart the clients are created before the
+snapshot and every per-environment thing is made anew after each restore.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,6 +23,7 @@ from sfbroker.access import AccessControl
 from sfbroker.auth.rules import ROUTE_ACCESS
 from sfbroker.budget import Budget, current_budget
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
+from sfbroker.observability import trace_salesforce_calls
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
 from sfbroker.services.environments import EnvironmentService
@@ -90,6 +94,7 @@ def salesforce() -> SalesforceClient:
     # need not load requests and urllib3 for it.
     from sfbroker.salesforce import HostPolicy, SalesforceClient, new_session
 
+    trace_salesforce_calls()
     settings = get_settings()
     return SalesforceClient(
         new_session(),
@@ -195,3 +200,43 @@ def reset() -> None:
         audit_trail,
     ):
         factory.cache_clear()
+
+
+def prime() -> None:
+    """Before a SnapStart snapshot: load what every request needs (the AWS clients, their
+    service models) so each restored environment starts with it."""
+    table()
+    kms()
+
+
+def after_restore() -> None:
+    """After a SnapStart restore: what must be unique per environment is made anew.
+
+    The clients go (their connections, credentials and pools would be shared by every
+    environment restored from one snapshot; a new client reuses the service models the
+    snapshot holds), and with them the data-key cache and the Salesforce session;
+    `random` is reseeded (botocore's retry jitter draws from it). Nonces, ids and API
+    tokens come from `os.urandom`, never from a seeded generator.
+    """
+    reset()
+    random.seed()
+
+
+def register_snapshot_hooks() -> None:
+    """Register `prime` and `after_restore` with Lambda's SnapStart runtime hooks.
+
+    `snapshot_restore_py` ships with Lambda's Python runtimes; elsewhere (tests, the local
+    stack) there is nothing to register. Without SnapStart the hooks never run.
+    """
+    try:
+        from snapshot_restore_py import (  # type: ignore[import-not-found]
+            register_after_restore,
+            register_before_snapshot,
+        )
+    except ImportError:
+        return
+    register_before_snapshot(prime)
+    register_after_restore(after_restore)
+
+
+register_snapshot_hooks()
