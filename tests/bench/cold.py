@@ -2,11 +2,15 @@
 
 Runs alternate baseline and subject (B S B S …) and each subject run is divided by the
 baseline run just before it; the figure is the median of those ratios, so a machine
-that slows down or speeds up during the run moves both sides of each ratio alike.
+that slows down or speeds up during the run moves both sides of each ratio alike. The
+ratio is of CPU time (the process's own work: on a shared machine, wall time also holds
+the waits for a core); the wall-time ratio is in bench/results.json beside it.
 
 - cold import: a function's handler module, as a ratio to `import boto3`;
 - cold start: import the handler and serve its first typical request, as a ratio to
-  the floor (`floor.py`) serving the same request with the same AWS calls.
+  the floor (`floor.py`) serving the same request with the same AWS calls;
+- the same after a SnapStart restore (simulated: init before the clock starts, then the
+  after-restore hook and the first request), to the floor restored the same way.
 
 Both run as deployed: the Lambda variables set (so Powertools' Tracer is on and patches
 what it patches in Lambda), X-Ray segments sent over UDP to 127.0.0.1, no AWS CRT.
@@ -52,6 +56,7 @@ TYPICAL_REQUESTS: dict[str, tuple[str, str]] = {
 @dataclass(frozen=True)
 class Sample:
     seconds: float
+    cpu: float
     modules: int
     bytes: int
 
@@ -65,9 +70,14 @@ class Pairs:
 
     @property
     def ratio(self) -> float:
-        return statistics.median(
-            s.seconds / b.seconds for b, s in zip(self.baseline, self.subject, strict=True)
-        )
+        return self._ratio("cpu")
+
+    def _ratio(self, attribute: str) -> float:
+        ratios = [
+            float(getattr(s, attribute) / getattr(b, attribute))
+            for b, s in zip(self.baseline, self.subject, strict=True)
+        ]
+        return statistics.median(ratios)
 
     def numbers(self) -> dict[str, Any]:
         def median(samples: list[Sample], attribute: str) -> float:
@@ -75,9 +85,12 @@ class Pairs:
 
         return {
             "ratio": round(self.ratio, 3),
+            "wall_ratio": round(self._ratio("seconds"), 3),
             "runs": len(self.subject),
-            "subject_ms": round(median(self.subject, "seconds") * 1000, 1),
-            "baseline_ms": round(median(self.baseline, "seconds") * 1000, 1),
+            "subject_ms": round(median(self.subject, "cpu") * 1000, 1),
+            "baseline_ms": round(median(self.baseline, "cpu") * 1000, 1),
+            "subject_wall_ms": round(median(self.subject, "seconds") * 1000, 1),
+            "baseline_wall_ms": round(median(self.baseline, "seconds") * 1000, 1),
             "subject_modules": median(self.subject, "modules"),
             "baseline_modules": median(self.baseline, "modules"),
             "subject_bytes": median(self.subject, "bytes"),
@@ -161,7 +174,7 @@ def import_figures(runs: int) -> list[Figure]:
         figures.append(
             Figure(
                 f"cold import, {name}" + ("" if "Tracing=" in name else " (Tracing=sdk)"),
-                f"{pairs.ratio:.2f}x import boto3 ({numbers['subject_ms']:.0f} ms, "
+                f"{pairs.ratio:.2f}x import boto3 ({numbers['subject_ms']:.0f} ms CPU, "
                 f"{numbers['subject_modules']:.0f} modules)",
                 f"<= {IMPORT_TARGET}x",
                 f"2.2-3.2x; boto3 {numbers['baseline_ms']:.0f} ms, "
@@ -188,22 +201,31 @@ def start_figures(runs: int, prepared: Mapping[str, Path], workdir: Path) -> lis
             calls = workdir / f"{spec.logical_id}.calls.json"
             calls.write_text(json.dumps(record_calls(spec, json.loads(event.read_text()))))
             floor = ["replay", str(calls)]
-        serve = ["serve", *handler_args(spec), spec.logical_id, str(event)]
+        serve = ["serve", *handler_args(spec), str(event)]
         subjects.append(Subject(spec.logical_id, floor, serve, deployed_environment(spec)))
         if spec.logical_id == WITHOUT_SDK:
             environment = deployed_environment(spec, sdk=False)
             subjects.append(
                 Subject(f"{spec.logical_id}, Tracing=lambda|off", floor, serve, environment)
             )
+            subjects.append(
+                Subject(
+                    f"{spec.logical_id}, SnapStart restore",
+                    ["floor-restore", str(event)],
+                    ["restore", *handler_args(spec), str(event)],
+                    deployed_environment(spec),
+                )
+            )
     for name, pairs in alternate(subjects, runs).items():
         numbers = pairs.numbers()
         request = TYPICAL_REQUESTS[name.split(",")[0]][1]
         tracing = "" if "Tracing=" in name else ", Tracing=sdk"
+        baseline = "restored floor" if "restore" in name else "floor"
         figures.append(
             Figure(
                 f"cold start, {name} ({request}{tracing})",
-                f"{pairs.ratio:.2f}x floor ({numbers['subject_ms']:.0f} ms vs "
-                f"{numbers['baseline_ms']:.0f} ms)",
+                f"{pairs.ratio:.2f}x {baseline} ({numbers['subject_ms']:.0f} ms vs "
+                f"{numbers['baseline_ms']:.0f} ms CPU)",
                 f"<= {START_TARGET}x",
                 "about 3x (issue 15)",
                 pairs.ratio <= START_TARGET,

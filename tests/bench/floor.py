@@ -23,8 +23,13 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
+def clients() -> tuple[Any, Any]:
+    """New DynamoDB and KMS clients (the service models are loaded once per process)."""
+    return boto3.client("dynamodb"), boto3.client("kms")
+
+
 def issue_cached_token(event: dict[str, Any]) -> dict[str, Any]:
-    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
+    dynamodb, kms = clients()
     table = os.environ["TABLE_NAME"]
     username = event["pathParameters"]["username"].lower()
     now = datetime.now(UTC)

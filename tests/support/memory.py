@@ -243,7 +243,7 @@ class OrgServices:
         self.tokens = TokenService(
             self.orgs,
             self.cipher,
-            self.salesforce,
+            lambda: self.salesforce,
             TokenPolicy(token_ttl=TOKEN_TTL, lock_seconds=LOCK_SECONDS),
             self.clock,
             self.clock.sleep,

@@ -24,6 +24,7 @@ from tests.support.memory import (
     TOKEN_TTL,
     Lease,
     OrgServices,
+    ScriptedSalesforce,
     grant,
 )
 
@@ -78,6 +79,24 @@ def test_a_cache_hit_reads_once_and_never_leases_or_refreshes(world: World) -> N
     assert (issued.source, issued.access_token.get_secret_value()) == ("cache", "00Dxx!CACHED")
     assert world.orgs.calls == {"load": 1}
     assert world.salesforce.presented == []
+
+
+def test_a_cache_hit_never_asks_for_the_salesforce_client(world: World) -> None:
+    """So a cold container serving a cached token neither builds nor imports it."""
+    asked: list[str] = []
+
+    def client() -> ScriptedSalesforce:
+        asked.append("client")
+        return world.salesforce
+
+    service = replace(world.tokens, salesforce=client)
+    world.cache("00Dxx!CACHED", valid_for=timedelta(hours=1))
+    assert service.issue(USER).source == "cache"
+    assert asked == []
+    world.orgs.tokens.clear()
+    world.salesforce.refreshes = [grant("00Dxx!FRESH", issued_at=START)]
+    assert service.issue(USER).source == "refresh"
+    assert asked == ["client"]
 
 
 def test_a_cache_miss_refreshes_once_under_the_lease_and_caches_the_token(world: World) -> None:

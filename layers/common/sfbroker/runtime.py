@@ -124,7 +124,7 @@ def token_service() -> TokenService:
     return TokenService(
         org_store(),
         envelope_cipher(),
-        salesforce(),
+        salesforce,
         TokenPolicy(
             token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             lock_seconds=settings.refresh_lock_seconds,

@@ -63,7 +63,8 @@ class TokenService:
 
     orgs: OrgStore
     cipher: EnvelopeCipher
-    salesforce: SalesforceClient
+    # Asked for only when a refresh is due: a cache hit never builds (or imports) it.
+    salesforce: Callable[[], SalesforceClient]
     policy: TokenPolicy
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
@@ -148,7 +149,7 @@ class TokenService:
             self.cipher.decrypt(credential_record(org.username), org.auth_url)
         )
         try:
-            grant = self.salesforce.refresh(auth_url)
+            grant = self.salesforce().refresh(auth_url)
         except CredentialsRejected:
             if not self.orgs.mark_invalid(org.username, org.version, self.clock()):
                 raise Conflict(
