@@ -83,8 +83,8 @@ integration: $(VENV)/.installed $(NODE_TOOLS) ## Integration tests only
 e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stack
 	$(VENV)/bin/pytest tests/e2e -q
 
-bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json
-	PYTHONPATH=layers/common $(PY) -m tests.bench
+bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json (BENCH_ARGS="--runs 3")
+	PYTHONPATH=layers/common $(PY) -m tests.bench $(BENCH_ARGS)
 
 admin-token: $(VENV)/.installed ## Mint an API token with your AWS credentials (TABLE=<table> [NAME=bootstrap SCOPES=admin ORGS=])
 	PYTHONPATH=layers/common $(PY) -m sfbroker.admin_cli --table "$(TABLE)" create-token --name "$(or $(NAME),bootstrap)" --scopes "$(or $(SCOPES),admin)" --orgs "$(ORGS)"
