@@ -489,7 +489,6 @@ def test_function_environment(specs: list[FunctionSpec]) -> None:
             "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
             "LOG_LEVEL": "INFO",
             "POWERTOOLS_TRACE_DISABLED": "false",
-            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
         }, spec.logical_id
         # Declared (so `sam local --env-vars` may set it) but empty in the template.
         assert spec.environment["AWS_ENDPOINT_URL"] == ""
