@@ -35,15 +35,19 @@ class LocalContext:
 
 
 @cache
-def load_handler(code_uri: str, handler: str) -> Handler:
+def load_handler(code_uri: str, handler: str, environment: int = 0) -> Handler:
     """Import `<code_uri>/<module>.py` under a unique name and return its entry point.
 
     Every function's module is called `handler`, so each gets a module name of its own
     (`sfbroker_fn_orgs_handler`) instead of a `sys.path` entry that would shadow the others.
+    `environment` > 0 imports another copy (`…_handler_2`): a further execution
+    environment of the same function, with its own resolver (the layer is shared).
     """
     module_name, _, attribute = handler.rpartition(".")
     directory = (REPO_ROOT / code_uri).resolve()
-    unique = f"sfbroker_fn_{directory.name}_{module_name}"
+    unique = f"sfbroker_fn_{directory.name}_{module_name}" + (
+        f"_{environment}" if environment else ""
+    )
     spec = importlib.util.spec_from_file_location(unique, directory / f"{module_name}.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {handler} from {code_uri}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -20,27 +21,66 @@ __all__ = ["GatewayServer", "InProcessFunctions", "build_gateway"]
 LOGGER = logging.getLogger("local.gateway")
 
 
+# Lambda runs a function's concurrent requests in as many execution environments; the
+# stack starts them on demand too, up to this many per function.
+MAX_ENVIRONMENTS = 10
+
+
+class _ExecutionEnvironments:
+    """A function's warm environments. Each handles one event at a time (the Powertools
+    resolver keeps the current event on its module-level app); when all are busy a new
+    one is started (a cold start), up to `limit`, and then callers wait."""
+
+    def __init__(self, spec: FunctionSpec, limit: int) -> None:
+        self._spec = spec
+        self._limit = limit
+        self._idle: list[lambdas.Handler] = []
+        self._started = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def acquire(self) -> Iterator[lambdas.Handler]:
+        with self._changed:
+            while not self._idle and self._started >= self._limit:
+                self._changed.wait()
+            handler = self._idle.pop() if self._idle else None
+            number = self._started
+            if handler is None:
+                self._started += 1
+        if handler is None:
+            try:
+                handler = lambdas.load_handler(self._spec.code_uri, self._spec.handler, number)
+            except BaseException:
+                with self._changed:
+                    self._started -= 1
+                    self._changed.notify()
+                raise
+        try:
+            yield handler
+        finally:
+            with self._changed:
+                self._idle.append(handler)
+                self._changed.notify()
+
+
 class InProcessFunctions:
-    """The template's functions, called in this process as the Lambda runtime would.
+    """The template's functions, called in this process as the Lambda runtime would."""
 
-    Each function handles one event at a time, like one warm Lambda container: the
-    Powertools resolver keeps the current event on a module-level object.
-    """
-
-    def __init__(self, specs: Sequence[FunctionSpec]) -> None:
-        self._specs = {spec.logical_id: spec for spec in specs}
-        self._locks = {logical_id: threading.Lock() for logical_id in self._specs}
+    def __init__(self, specs: Sequence[FunctionSpec], limit: int = MAX_ENVIRONMENTS) -> None:
+        self._environments = {
+            spec.logical_id: _ExecutionEnvironments(spec, limit) for spec in specs
+        }
 
     def load_all(self) -> None:
-        """Import every handler now, so a broken one fails at start, not at a request."""
-        for spec in self._specs.values():
-            lambdas.load_handler(spec.code_uri, spec.handler)
+        """Start one environment of every function now, so a broken one fails at start."""
+        for environments in self._environments.values():
+            with environments.acquire():
+                pass
 
     def __call__(self, function_logical_id: str, event: dict[str, Any]) -> Any:
         """Invoke a function with ``event``; what it returns (or raises) comes back."""
-        spec = self._specs[function_logical_id]
-        with self._locks[function_logical_id]:
-            return lambdas.invoke(spec.code_uri, spec.handler, event, function_logical_id)
+        with self._environments[function_logical_id].acquire() as handler:
+            return handler(event, lambdas.LocalContext(function_name=function_logical_id))
 
 
 def build_gateway(
