@@ -6,7 +6,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from sfbroker import runtime
 from sfbroker.http import build_resolver
-from sfbroker.observability import logger, tracer
+from sfbroker.observability import logger, traced
 from sfbroker.routes import sandboxes
 
 runtime.settings()  # a missing or malformed variable fails the init, naming it
@@ -15,6 +15,6 @@ app = build_resolver(sandboxes.build_router(runtime.jit_service), guard=runtime.
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -34,12 +34,6 @@ def not_built(measure: str, target: str, reference: str, route_word: str) -> Fig
 def pending_rows() -> list[Figure]:
     rows = [
         not_built(
-            "jit sandbox, 20 concurrent jobs, cold cache: JIT exchanges",
-            "1",
-            "sfp-server: 20",
-            "jit",
-        ),
-        not_built(
             "pool fetch, 50 concurrent on 30 orgs: duplicates; throughput",
             "0 duplicates; throughput beside sfp's",
             "sfp: duplicates",
@@ -48,7 +42,7 @@ def pending_rows() -> list[Figure]:
     ]
     built = [r for r in rows if r is None]
     if built:  # the route exists but this bench has no scenario for it yet: say so
-        raise SystemExit("a JIT or pool route exists: add its scenario to tests/bench")
+        raise SystemExit("a pool route exists: add its scenario to tests/bench/calls.py")
     return [r for r in rows if r is not None]
 
 

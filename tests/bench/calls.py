@@ -42,6 +42,8 @@ class Scenario:
     budget: dict[str, int]
     reference: str
     run: Callable[[Broker, FakeSalesforceServer], None]
+    # Uncounted: the state the scenario starts from.
+    prepare: Callable[[Broker, FakeSalesforceServer], None] | None = None
 
 
 def register(broker: Broker, salesforce: FakeSalesforceServer) -> None:
@@ -74,6 +76,33 @@ def concurrent_cold_cache(broker: Broker, salesforce: FakeSalesforceServer) -> N
     try:
         with ThreadPoolExecutor(max_workers=CONCURRENT_JOBS) as pool:
             list(pool.map(lambda _: issue_token(broker, salesforce), range(CONCURRENT_JOBS)))
+    finally:
+        salesforce.faults.delay = 0
+
+
+SANDBOX = f"{USERNAME}.uat"
+
+
+def jit_sandbox(broker: Broker, salesforce: FakeSalesforceServer) -> None:
+    """A JIT sandbox of the production org registered: no credential of its own stored."""
+    salesforce.state.create_sandbox(USERNAME, "uat")
+    body = {"sandboxName": "uat", "productionUsername": USERNAME}
+    answer = broker.call("POST", "/sandboxes", json_body=body)
+    assert answer.status == 201, answer.body
+
+
+def concurrent_jit_exchange(broker: Broker, salesforce: FakeSalesforceServer) -> None:
+    """20 CI jobs ask for the JIT sandbox's token at once; nothing cached yet."""
+    sandbox = {"username": SANDBOX}
+
+    def issue(_: int) -> None:
+        answer = broker.call("POST", "/orgs/{username}/token", path_params=sandbox)
+        assert answer.status == 200, answer.body
+
+    salesforce.faults.delay = 0.2
+    try:
+        with ThreadPoolExecutor(max_workers=CONCURRENT_JOBS) as pool:
+            list(pool.map(issue, range(CONCURRENT_JOBS)))
     finally:
         salesforce.faults.delay = 0
 
@@ -125,11 +154,25 @@ SCENARIOS = [
         f"sfp-server: {CONCURRENT_JOBS}",
         concurrent_cold_cache,
     ),
+    Scenario(
+        f"{CONCURRENT_JOBS} concurrent jobs, a JIT sandbox, cold cache: Salesforce calls",
+        # One readiness query, one JIT exchange (sandboxAuth), one token from it.
+        {
+            "salesforce.tooling/query": 1,
+            "salesforce.tooling/sandboxAuth": 1,
+            "salesforce.oauth2/token": 1,
+        },
+        f"sfp-server: {CONCURRENT_JOBS} JIT exchanges",
+        concurrent_jit_exchange,
+        prepare=jit_sandbox,
+    ),
 ]
 
 
 def measure(scenario: Scenario, broker: Broker, salesforce: FakeSalesforceServer) -> Counter[str]:
     """The calls one scenario made: AWS operations and Salesforce endpoints."""
+    if scenario.prepare is not None:
+        scenario.prepare(broker, salesforce)
     broker.aws_calls.clear()
     salesforce.reset_counts()
     scenario.run(broker, salesforce)
@@ -192,7 +235,7 @@ def figures(broker: Broker, salesforce: FakeSalesforceServer) -> list[Figure]:
 
 
 def _spelled(calls: Counter[str]) -> str:
-    """`ddb 2, kms 0, sf 0` (only `sf` for a Salesforce-only count)."""
+    """`ddb 2, kms 0, sf 0`; a Salesforce-only count by endpoint (`oauth2/token 1`)."""
     services: tuple[tuple[str, str], ...] = (
         ("dynamodb", "ddb"),
         ("kms", "kms"),

@@ -14,7 +14,7 @@ MEASURES = (
     "cold import, TokensFunction",
     "calls: token, warm, cached",
     "calls: 20 concurrent jobs, one org, cold cache",
-    "jit sandbox",
+    "calls: 20 concurrent jobs, a JIT sandbox",
     "pool fetch",
     "local stack, token issue",
 )
