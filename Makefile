@@ -20,8 +20,12 @@ AWS_PORT ?= 5000
 DB ?= moto
 # TLS=1: the fake Salesforce over https (the Salesforce CLI speaks nothing else).
 TLS ?=
+# For `sam local` containers: BIND=172.17.0.1 (the docker bridge; Linux), or
+# PUBLIC_HOST=host.docker.internal (Docker Desktop). README, "Running functions with SAM locally".
+BIND ?=
+PUBLIC_HOST ?=
 
-.PHONY: help run test lint fmt typecheck unit integration e2e validate-template bench clean admin-token
+.PHONY: help run test lint fmt typecheck unit integration e2e sam-local validate-template bench clean admin-token
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,8 +49,8 @@ $(NODE_TOOLS): local/node/package.json local/node/package-lock.json
 # make forwards only SIGTERM to a recipe: on SIGINT, SIGHUP or SIGQUIT sent to make alone
 # (not to the terminal's process group, as Ctrl-C is) it waits for the recipe to end.
 # --stop-with-parent has the stack notice that, and stop.
-run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, TLS=1, PORT=3000, AWS_PORT=5000)
-	exec $(PY) -m local.stack --port $(PORT) --aws-port $(AWS_PORT) --db $(DB) $(if $(filter 1,$(TLS)),--salesforce-tls) --stop-with-parent
+run: $(VENV)/.installed $(NODE_TOOLS) ## Start the local stack on 127.0.0.1 (DB=moto|dynamodb-local, TLS=1, PORT=3000, AWS_PORT=5000, BIND=, PUBLIC_HOST=)
+	exec $(PY) -m local.stack --port $(PORT) --aws-port $(AWS_PORT) --db $(DB) $(if $(filter 1,$(TLS)),--salesforce-tls) $(if $(BIND),--bind $(BIND)) $(if $(PUBLIC_HOST),--public-host $(PUBLIC_HOST)) --stop-with-parent
 
 test: lint validate-template pytest ## Everything CI checks
 
@@ -71,7 +75,7 @@ validate-template: $(SAM_VENV)/.installed $(VENV)/.installed ## sam validate --l
 	$(VENV)/bin/cfn-lint build/template.cfn.json
 	$(VENV)/bin/cfn-lint build/template.cfn.json --parameters SnapStart=true Tracing=off
 
-pytest: $(VENV)/.installed $(NODE_TOOLS) ## unit, integration (moto + DynamoDB Local) and e2e tests with coverage
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed $(NODE_TOOLS) ## unit, integration (moto + DynamoDB Local), e2e and container tests with coverage
 	$(VENV)/bin/pytest --cov --cov-report=term
 
 unit: $(VENV)/.installed ## Unit tests only (no sockets)
@@ -82,6 +86,9 @@ integration: $(VENV)/.installed $(NODE_TOOLS) ## Integration tests only
 
 e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stack
 	$(VENV)/bin/pytest tests/e2e -q
+
+sam-local: $(VENV)/.installed $(SAM_VENV)/.installed $(NODE_TOOLS) ## Every event through `sam local invoke` in a Lambda container, and a start-api smoke (tests/container)
+	SFBROKER_SAM_INVOKE=cli $(VENV)/bin/pytest tests/container -v
 
 bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json (BENCH_ARGS="--runs 3")
 	PYTHONPATH=layers/common $(PY) -m tests.bench $(BENCH_ARGS)

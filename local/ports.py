@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 
-def port_in_use(port: int) -> bool:
-    """Whether something on 127.0.0.1 holds `port` already."""
+def port_in_use(port: int, address: str = "127.0.0.1") -> bool:
+    """Whether something on `address` (127.0.0.1) holds `port` already."""
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((address, port))
         except OSError:
             return True
         return False

@@ -9,6 +9,9 @@ With --salesforce-tls the fake speaks https as `localhost` with a throwaway CA (
 real Salesforce CLI needs: it speaks only https), trusted by the in-process handlers.
 SIGINT (Ctrl-C) or SIGTERM stops everything: no child process, no open port. Started by
 make (`make run`), --stop-with-parent also stops it when make is told to stop.
+With --bind (e.g. the docker bridge, 172.17.0.1) it listens where `sam local` containers
+reach it, and every URL it hands out (API, moto, the fake's instance URLs) carries
+--public-host, a name both this machine and the containers resolve.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import ipaddress
 import logging
 import os
 import secrets
@@ -48,6 +52,7 @@ __all__ = ["LOCAL_ADMIN_ARN", "main", "new_local_user"]
 LOGGER = logging.getLogger("local.stack")
 
 HOST: Final = "127.0.0.1"
+EVERY_INTERFACE: Final = "0.0.0.0"
 REGION: Final = sam.PSEUDO_PARAMETERS["AWS::Region"]
 LOCAL_ADMIN_ARN: Final = f"arn:aws:iam::{sam.PSEUDO_PARAMETERS['AWS::AccountId']}:user/local-admin"
 # The stack's own AWS calls (provisioning, the handlers) go to moto, which takes any key.
@@ -122,7 +127,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m local.stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Port 0 means any free port. Everything listens on 127.0.0.1.",
+        epilog="Port 0 means any free port. Everything listens on 127.0.0.1 (or --bind).",
     )
     parser.add_argument("--port", type=_port, default=3000, help="API port (default 3000)")
     parser.add_argument(
@@ -151,12 +156,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "forwards SIGTERM to its recipe, but on SIGINT, SIGHUP or SIGQUIT only waits for it)",
     )
     parser.add_argument(
+        "--bind",
+        type=_address,
+        default=HOST,
+        help="address to listen on (default 127.0.0.1); for `sam local` on Linux the docker "
+        f"bridge's, 172.17.0.1; {EVERY_INTERFACE} (every interface) needs --public-host",
+    )
+    parser.add_argument(
+        "--public-host",
+        help="host in the URLs the stack hands out, resolved alike on this machine and in "
+        "containers (default: the --bind address; Docker Desktop: host.docker.internal)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING"),
         default="INFO",
         help="level of the stack's own log on stderr (request lines are INFO)",
     )
     args = parser.parse_args(argv)
+    if args.public_host is None:
+        if args.bind == EVERY_INTERFACE:
+            parser.error(f"--bind {EVERY_INTERFACE} needs --public-host: the URLs' host")
+        args.public_host = args.bind
+    if args.public_host != HOST and args.salesforce_tls:
+        parser.error("--salesforce-tls serves localhost only: not with --bind/--public-host")
+    if args.public_host != HOST and args.db != "moto":
+        parser.error("containers reach moto only (local/env.json): use --db moto with --bind")
     chosen = [(flag, getattr(args, name)) for flag, name in _PORT_FLAGS.items()]
     chosen = [(flag, port) for flag, port in chosen if port]
     for index, (flag, port) in enumerate(chosen):
@@ -188,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     if args.stop_with_parent:
         _stop_with_parent(stop)
+    if args.bind == EVERY_INTERFACE:
+        print(
+            f"local stack: WARNING: listening on every interface ({EVERY_INTERFACE}): whoever "
+            "reaches this machine can call the stack; prefer --bind 172.17.0.1 (docker bridge)",
+            file=sys.stderr,
+        )
     with contextlib.ExitStack() as running:
         try:
             stack = _start(args, running, stop)
@@ -254,9 +285,9 @@ def _start(
     _prepare_process(template)
     # Checked up front: moto's server thread would hang the start on a port in use.
     for flag, port in _PORT_FLAGS.items():
-        _check_port_free(getattr(args, port), flag)
+        _check_port_free(args.bind, getattr(args, port), flag)
 
-    aws_endpoint = _start_moto(args.aws_port, running)
+    aws_endpoint = _start_moto(args.bind, args.public_host, args.aws_port, running)
     check()
     dynamodb_endpoint = None
     if args.db == "dynamodb-local":
@@ -273,6 +304,10 @@ def _start(
         dynamodb_endpoint_url=dynamodb_endpoint,
         salesforce_tls=args.salesforce_tls,
     )
+    if args.public_host != HOST:
+        # The handlers in this process call the fake Salesforce by its public name too.
+        hosts = resources.environment["SALESFORCE_HTTP_HOSTS"]
+        resources.environment["SALESFORCE_HTTP_HOSTS"] = f"{args.public_host}:*,{hosts}"
     os.environ.update(resources.environment)
     from sfbroker import runtime  # importable only once the layer is on sys.path
 
@@ -283,7 +318,8 @@ def _start(
         salesforce = start_fake_salesforce(
             args.salesforce_port,
             tls=args.salesforce_tls,
-            hostname="localhost" if args.salesforce_tls else HOST,
+            hostname="localhost" if args.salesforce_tls else args.public_host,
+            bind=args.bind,
         )
     except OSError as error:
         raise StartupFailed(f"the fake Salesforce did not start: {error}") from error
@@ -298,16 +334,17 @@ def _start(
 
     user = new_local_user()
     try:
-        gateway = GatewayServer(build_gateway(template, [user]), host=HOST, port=args.port)
+        gateway = GatewayServer(build_gateway(template, [user]), host=args.bind, port=args.port)
     except OSError as error:
         raise StartupFailed(f"the API did not start on port {args.port}: {error}") from error
     running.callback(gateway.stop)
     check()
 
-    registered = _register_seeded_orgs(gateway.url, user, seed)
-    admin_token = _mint_admin_token(gateway.url, user) if _has_token_api(template) else None
+    url = f"http://{args.public_host}:{gateway.port}"
+    registered = _register_seeded_orgs(url, user, seed)
+    admin_token = _mint_admin_token(url, user) if _has_token_api(template) else None
     return RunningStack(
-        url=gateway.url,
+        url=url,
         user=user,
         aws_endpoint=aws_endpoint,
         dynamodb_endpoint=dynamodb_endpoint,
@@ -354,15 +391,15 @@ def _trust_for_requests(ca_cert: Path, running: contextlib.ExitStack) -> None:
     os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
 
 
-def _check_port_free(port: int, flag: str) -> None:
-    if port and port_in_use(port):
+def _check_port_free(address: str, port: int, flag: str) -> None:
+    if port and port_in_use(port, address):
         raise StartupFailed(f"port {port} is in use: choose another with {flag}")
 
 
-def _start_moto(port: int, running: contextlib.ExitStack) -> str:
+def _start_moto(address: str, public_host: str, port: int, running: contextlib.ExitStack) -> str:
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address=address, port=port, verbose=False)
     server.start()
 
     def stop_moto() -> None:
@@ -373,8 +410,8 @@ def _start_moto(port: int, running: contextlib.ExitStack) -> str:
             inner.server_close()
 
     running.callback(stop_moto)
-    host, bound_port = server.get_host_and_port()
-    return f"http://{host}:{bound_port}"
+    _, bound_port = server.get_host_and_port()
+    return f"http://{public_host}:{bound_port}"
 
 
 def _register_seeded_orgs(url: str, user: IamUser, seed: DefaultSeed) -> tuple[str, ...]:
@@ -492,6 +529,13 @@ def banner(stack: RunningStack) -> str:
             "Ctrl-C stops everything.",
         ]
     )
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
 
 
 def _port(text: str) -> int:

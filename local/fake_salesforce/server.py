@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -18,8 +18,6 @@ from local.fake_salesforce.tls import server_ssl_context, write_tls_files
 from local.fake_salesforce.traffic import RequestRecord, TrafficLog
 
 logger = logging.getLogger(__name__)
-
-Hostname = Literal["127.0.0.1", "localhost"]
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -42,7 +40,8 @@ class FakeSalesforceServer:
         *,
         port: int = 0,
         tls: bool = False,
-        hostname: Hostname = "127.0.0.1",
+        hostname: str = "127.0.0.1",
+        bind: str = "127.0.0.1",
         state: FakeSalesforceState | None = None,
     ) -> None:
         self.state = state or FakeSalesforceState()
@@ -60,7 +59,7 @@ class FakeSalesforceServer:
         app = FakeSalesforceApp(self.state, self.traffic, self.faults, self._stopping)
         try:
             self._server = make_server(
-                "127.0.0.1",
+                bind,
                 port,
                 app,
                 threaded=True,
@@ -127,16 +126,17 @@ def start_fake_salesforce(
     port: int = 0,
     tls: bool = False,
     *,
-    hostname: Hostname = "127.0.0.1",
+    hostname: str = "127.0.0.1",
+    bind: str = "127.0.0.1",
     seed: bool = False,
     state: FakeSalesforceState | None = None,
 ) -> FakeSalesforceServer:
-    """Start a fake Salesforce on 127.0.0.1:`port` (0 = any free port).
+    """Start a fake Salesforce on `bind`:`port` (127.0.0.1; 0 = any free port).
 
     `tls` serves https with a throwaway CA (`server.ca_cert_path`); `hostname` is the
     name used in `base_url` and auth URLs; `seed` runs `seed_default()` once started.
     """
-    server = FakeSalesforceServer(port=port, tls=tls, hostname=hostname, state=state)
+    server = FakeSalesforceServer(port=port, tls=tls, hostname=hostname, bind=bind, state=state)
     if seed:
         server.seed_default()
     return server

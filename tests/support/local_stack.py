@@ -112,10 +112,13 @@ class LocalStack:
         return self.process.returncode
 
 
-def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = False) -> LocalStack:
+def start_stack(
+    tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = False, bind: str = "127.0.0.1"
+) -> LocalStack:
     """Start the stack on free ports and wait until it has printed its banner.
 
-    `salesforce_tls`: the fake Salesforce speaks https as `localhost` (`--salesforce-tls`).
+    `salesforce_tls`: the fake Salesforce speaks https as `localhost` (`--salesforce-tls`);
+    `bind`: the address it listens on and its URLs carry (containers: the docker bridge's).
     """
     ports = {"api": free_port(), "aws": free_port(), "salesforce": free_port()}
     command = [
@@ -130,6 +133,8 @@ def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = Fals
         str(ports["salesforce"]),
         "--db",
         db,
+        "--bind",
+        bind,
     ]
     if db == "dynamodb-local":
         ports["dynamodb"] = free_port()

@@ -115,23 +115,30 @@ def test_every_function_has_its_handler_module(specs: list[FunctionSpec]) -> Non
         assert (code_dir / "handler.py").is_file(), f"{spec.logical_id}: {code_dir}/handler.py"
 
 
-def test_python_313_on_arm64_everywhere(template: dict[str, Any]) -> None:
+def test_python_313_on_one_architecture_parameter_defaulting_to_arm64(
+    template: dict[str, Any],
+) -> None:
+    # One parameter sets it everywhere: arm64 in AWS, x86_64 for `sam local` on x86_64.
+    architecture = {"Ref": "Architecture"}
+    parameter = template["Parameters"]["Architecture"]
+    assert parameter["Default"] == "arm64"
+    assert parameter["AllowedValues"] == ["arm64", "x86_64"]
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
-    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Architectures"] == [architecture]
     assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
             assert properties.get("Runtime", "python3.13") == "python3.13", logical_id
-            assert properties.get("Architectures", ["arm64"]) == ["arm64"], logical_id
+            assert "Architectures" not in properties, logical_id
             assert "Layers" not in properties, f"{logical_id} replaces the common layer"
         if resource["Type"] == "AWS::Serverless::LayerVersion":
             assert properties["CompatibleRuntimes"] == ["python3.13"], logical_id
-            assert properties["CompatibleArchitectures"] == ["arm64"], logical_id
+            assert properties["CompatibleArchitectures"] == [architecture], logical_id
             assert resource["Metadata"] == {
                 "BuildMethod": "python3.13",
-                "BuildArchitecture": "arm64",
+                "BuildArchitecture": architecture,
             }
 
 
