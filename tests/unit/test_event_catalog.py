@@ -103,7 +103,7 @@ def test_an_authorizer_answers_a_policy_or_unauthorized() -> None:
     case = EventCase(
         "a.json", EVENTS_DIR / "a.json", {"type": "REQUEST", "methodArn": "arn"}, "Authorizer"
     )
-    check_answer(case, {"errorType": "Unauthorized", "errorMessage": "Unauthorized"})
+    check_answer(case, {"errorType": "AuthorizerRefusal", "errorMessage": "Unauthorized"})
     allow = {"principalId": "p", "policyDocument": {"Statement": [{"Effect": "Allow"}]}}
     check_answer(case, allow)
     with pytest.raises(AssertionError):
