@@ -1,10 +1,11 @@
 """The container tier: the functions in real Lambda containers (`sam local`) against the stack.
 
 Runs where a container engine answers or can be set up (root: local/sam_local.py installs
-and starts dockerd); elsewhere it is skipped, saying why. One session: the engine, the
+and starts dockerd); elsewhere it is skipped, saying why. Once for the tier: the engine, the
 base image (built once and cached), `sam build`, the local stack listening on the docker
-bridge, and an --env-vars file derived from local/env.json; everything it started is
-stopped, and the containers and images SAM made are removed. Timings land in
+bridge (`make run BIND=…` as the README prints it), and an --env-vars file derived from
+local/env.json; everything it started is stopped, and the containers and images SAM made
+are removed. Timings land in
 build/container-tier.json and the terminal summary.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ import pytest
 
 from local import sam_local
 from local.template import REPO_ROOT
-from tests.support.local_stack import LocalStack, start_stack
+from tests.support.local_stack import LocalStack, start_make_run
 
 SAM_EXECUTABLE = REPO_ROOT / ".venv-sam" / "bin" / "sam"
 TIMINGS_PATH = REPO_ROOT / "build" / "container-tier.json"
@@ -42,7 +44,8 @@ class SamLocal:
     timings: dict[str, float | int | str] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the engine, the stack and the containers go as soon as the tier is done.
+@pytest.fixture(scope="package")
 def sam_local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamLocal]:
     if not SAM_EXECUTABLE.exists():
         pytest.skip(f"no {SAM_EXECUTABLE.relative_to(REPO_ROOT)}: make .venv-sam/.installed")
@@ -68,7 +71,7 @@ def sam_local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamL
         started = time.monotonic()
         sam.build()
         build_seconds = time.monotonic() - started
-        stack = start_stack(workdir, bind=engine.bridge_address)
+        stack = start_make_run(workdir, _readme_make_run_variables(engine.bridge_address))
         running.callback(stack.stop)
         env = sam_local.container_env(
             f"http://{sam_local.HOST_NAME}:{stack.ports['aws']}",
@@ -89,6 +92,13 @@ def sam_local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamL
         yield session
         TIMINGS_PATH.parent.mkdir(exist_ok=True)
         TIMINGS_PATH.write_text(json.dumps(session.timings, indent=2) + "\n")
+
+
+def _readme_make_run_variables(bridge_address: str) -> list[str]:
+    """README, "Running functions with SAM locally": `make run BIND=…`, as printed."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [row for row in readme.splitlines() if row.startswith("make run BIND=")]
+    return shlex.split(line.replace("172.17.0.1", bridge_address), comments=True)[2:]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

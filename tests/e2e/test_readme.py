@@ -45,8 +45,12 @@ NOT_RUN_HERE = {
     ("make", "bench"): "minutes of measurement: tests/e2e/test_bench.py runs it with one run a row",
     ("make", "admin-token"): "writes to a deployed stack's table with your AWS credentials",
     (".venv-sam/bin/sam",): "builds and deploys to an AWS account",
-    ("sam",): "sam local needs a container runtime, which the CI machines do not have",
+    ("sam",): "sam local needs a container engine: tests/container runs these, the "
+    "`sam local invoke` line as printed",
 }
+# `make run` variables for containers: tests/container runs `make run BIND=<bridge>` as
+# printed (the docker bridge exists only while its engine runs).
+_CONTAINER_TIER_VARIABLES = ("BIND=",)
 # Commands run without a stack, as printed.
 _STANDALONE = (("make", "help"), (".venv/bin/python",), ("PYTHONPATH=layers/common",))
 # Commands run against a started stack (`--sf-login` ones against the TLS stack).
@@ -87,6 +91,8 @@ def make_run_variants() -> list[tuple[str, ...]]:
         if _is_make_run(command):
             words = _words(command)[2:]
             variant = tuple(w for w in words if not w.startswith(_PORT_VARIABLES))
+            if any(w.startswith(_CONTAINER_TIER_VARIABLES) for w in variant):
+                continue
             if variant not in variants:
                 variants.append(variant)
     return variants

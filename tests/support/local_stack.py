@@ -112,13 +112,10 @@ class LocalStack:
         return self.process.returncode
 
 
-def start_stack(
-    tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = False, bind: str = "127.0.0.1"
-) -> LocalStack:
+def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = False) -> LocalStack:
     """Start the stack on free ports and wait until it has printed its banner.
 
-    `salesforce_tls`: the fake Salesforce speaks https as `localhost` (`--salesforce-tls`);
-    `bind`: the address it listens on and its URLs carry (containers: the docker bridge's).
+    `salesforce_tls`: the fake Salesforce speaks https as `localhost` (`--salesforce-tls`).
     """
     ports = {"api": free_port(), "aws": free_port(), "salesforce": free_port()}
     command = [
@@ -133,8 +130,6 @@ def start_stack(
         str(ports["salesforce"]),
         "--db",
         db,
-        "--bind",
-        bind,
     ]
     if db == "dynamodb-local":
         ports["dynamodb"] = free_port()
