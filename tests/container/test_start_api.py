@@ -25,6 +25,10 @@ def api(sam_local_session: SamLocal) -> Iterator[str]:
     session = sam_local_session
     log = session.workdir / "start-api.log"
     with session.sam.service("start-api", session.env_file, free_port(), log) as url:
+        # The authorizer's first call starts its container and runtime, which on a loaded
+        # 2-core machine with vfs can outlast its 10 s Timeout (SAM then answers 502): one
+        # refused call warms it, whatever it answers; the tests then assert every answer.
+        requests.get(f"{url}/orgs", headers={"Authorization": "Bearer x"}, timeout=300)
         yield url
 
 
