@@ -76,6 +76,10 @@ FAKE_SALESFORCE_VARIABLE: Final = "FAKE"
 # The alias of the `--sf-login` command the banner prints (with --salesforce-tls and sf).
 SF_LOGIN_ALIAS: Final = "acme"
 SF_QUERY: Final = "SELECT Id, Name FROM Organization"
+# What `make run` registers beside the seeded orgs: a JIT sandbox and an environment on it.
+JIT_SANDBOX: Final = "uat"
+ENVIRONMENT_NAME: Final = "UAT"
+ENVIRONMENT_REPOSITORY: Final = "acme/app"
 _TERMINATING_SIGNALS: Final[frozenset[int]] = frozenset(
     {signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
 )
@@ -415,16 +419,33 @@ def _start_moto(address: str, public_host: str, port: int, running: contextlib.E
 
 
 def _register_seeded_orgs(url: str, user: IamUser, seed: DefaultSeed) -> tuple[str, ...]:
-    """Register the production org and the Dev Hub through the real API, signed with SigV4."""
+    """Register the production org, the Dev Hub, the JIT sandbox `uat` and the environment
+    `UAT` of `acme/app` through the real API, signed with SigV4."""
     from sfbroker_client.api import ApiError, BrokerClient, ConnectionFailed
 
     client = BrokerClient(url, _sigv4(user), timeout=30)
     try:
         production = client.register_org(seed.production_auth_url, alias="prod", is_default=True)
         dev_hub = client.register_org(seed.dev_hub_auth_url, alias="devhub", is_dev_hub=True)
+        sandbox = client.register_sandbox(JIT_SANDBOX, seed.production_username)
+        client.create_environment(
+            {
+                "repository": ENVIRONMENT_REPOSITORY,
+                "name": ENVIRONMENT_NAME,
+                "category": "test",
+                "username": sandbox["username"],
+                "branch": "release/*",
+                "description": "UAT with JIT auth",
+            }
+        )
     except (ApiError, ConnectionFailed) as error:
         raise StartupFailed(f"registering a seeded org failed: {error}") from error
-    return (str(production["username"]), str(dev_hub["username"]))
+    return (
+        str(production["username"]),
+        str(dev_hub["username"]),
+        f"{sandbox['username']} (JIT)",
+        f"environment {ENVIRONMENT_NAME} of {ENVIRONMENT_REPOSITORY}",
+    )
 
 
 def _has_token_api(template: dict[str, Any]) -> bool:
@@ -524,7 +545,20 @@ def banner(stack: RunningStack) -> str:
                 if stack.admin_token
                 else []
             ),
+            (
+                f"  sfbroker --iam sandbox auth {JIT_SANDBOX} --production-username {username} "
+                "--format env"
+            ),
+            (
+                f"  sfbroker --iam env get {ENVIRONMENT_NAME} --repo {ENVIRONMENT_REPOSITORY} "
+                "--authenticate"
+            ),
             *sf_commands,
+            # Last: while it is held (60 s) only its holder may authenticate.
+            (
+                f"  sfbroker --iam env lease acquire {ENVIRONMENT_NAME} --repo "
+                f"{ENVIRONMENT_REPOSITORY} --ttl 60"
+            ),
             "",
             "Ctrl-C stops everything.",
         ]

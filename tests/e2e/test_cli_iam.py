@@ -49,7 +49,7 @@ def test_orgs_list_shows_the_registered_seed_orgs(local_stack: LocalStack, tmp_p
     result = run_sfbroker(local_stack, tmp_path, ["orgs", "list"])
     assert result.returncode == 0, result.stderr
     orgs = {org["username"]: org for org in json.loads(result.stdout)["orgs"]}
-    assert set(orgs) == {PRODUCTION, DEV_HUB}
+    assert set(orgs) == {PRODUCTION, DEV_HUB, f"{PRODUCTION}.uat"}  # + the JIT sandbox
     assert orgs[PRODUCTION]["orgType"] == "production"
     assert orgs[DEV_HUB]["isDevHub"] is True
     assert "force://" not in result.stdout

@@ -108,6 +108,37 @@ def test_sf_login_then_data_query(tls_stack: LocalStack, tmp_path: Path) -> None
             assert token.encode() not in path.read_bytes(), f"{path} holds the token in plain text"
 
 
+def test_sf_login_into_the_jit_sandbox_of_an_environment(
+    tls_stack: LocalStack, tmp_path: Path
+) -> None:
+    sf = installed_sf()
+    env = sf_env(tmp_path / "home", tls_stack.salesforce_ca_cert)
+    issued = run_sfbroker(
+        tls_stack, tmp_path, ["env", "get", "UAT", "--repo", "acme/app", "--authenticate"]
+    )
+    assert issued.returncode == 0, issued.stderr
+    sandbox_org_id = json.loads(issued.stdout)["orgId"]
+
+    result = run_sfbroker(
+        tls_stack,
+        tmp_path,
+        ["env", "get", "UAT", "--repo", "acme/app", "--authenticate", "--sf-login", "uat"],
+        base_env=env,
+        timeout=SF_TIMEOUT_SECONDS,
+        SFBROKER_SF_BIN=str(sf),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["username"] == f"{PRODUCTION}.uat"
+    query = _sf_json(sf, env, "data", "query", "--query", SF_QUERY, "--target-org", "uat")
+    (record,) = query["records"]
+    assert record["Id"] == sandbox_org_id  # the sandbox's own org, not production's
+    assert (
+        sandbox_org_id
+        != json.loads(run_sfbroker(tls_stack, tmp_path, ["token", PRODUCTION]).stdout)["orgId"]
+    )
+
+
 def test_the_printed_sf_login_command_works_as_printed(
     tls_stack: LocalStack, tmp_path: Path
 ) -> None:

@@ -138,6 +138,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "SFBROKER_URL",
         "SFBROKER_TOKEN",
         "SFBROKER_SF_BIN",
+        "SFBROKER_LEASE_ID",
+        "GITHUB_REPOSITORY",
         "GITHUB_ENV",
         "GITHUB_OUTPUT",
         "SF_ACCESS_TOKEN",
@@ -1122,3 +1124,106 @@ def test_a_hung_sf_is_given_up_on(fake_sf: FakeSf, monkeypatch: pytest.MonkeyPat
     credentials = {"accessToken": "00Dx!AQtoken", "instanceUrl": "https://acme.my.salesforce.com"}
     with pytest.raises(SfLoginFailed, match="did not finish"):
         log_in(credentials, "ci-org", str(fake_sf.path))
+
+
+# --- sandboxes, environments, leases -------------------------------------------------------
+
+LEASE_ID = "0f9c7f0e4d6a4b1e9a512b7e3c1d0a07"
+
+
+def test_sandbox_auth_posts_to_the_sandbox_and_exports_its_token(
+    broker_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox_token = {**TOKEN_BODY, "username": "admin@acme.com.uat", "source": "jit"}
+    transport = FakeTransport(Canned(200, sandbox_token))
+    code = run_cli(
+        transport, "--format", "env", "sandbox", "auth", "uat",
+        "--production-username", "admin@acme.com", "--auth-url",
+    )  # fmt: skip
+    assert code == ExitCode.OK
+    assert urlsplit(transport.last.url).path == "/v1/sandboxes/uat/auth"
+    assert transport.last_json() == {
+        "productionUsername": "admin@acme.com",
+        "format": "sfdxAuthUrl",
+        "forceRefresh": False,
+    }
+    assert "SF_USERNAME=admin@acme.com.uat" in capsys.readouterr().out
+
+
+def test_sandbox_register_sends_the_names(broker_env: None) -> None:
+    transport = FakeTransport(Canned(201, ORG_BODY))
+    assert (
+        run_cli(transport, "sandbox", "register", "uat", "--production-username", "admin@acme.com")
+        == ExitCode.OK
+    )
+    assert transport.last_json() == {"sandboxName": "uat", "productionUsername": "admin@acme.com"}
+
+
+def test_env_get_authenticate_sends_the_repository_and_lease_and_prints_the_token(
+    broker_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/app")
+    monkeypatch.setenv("SFBROKER_LEASE_ID", LEASE_ID)
+    transport = FakeTransport(Canned(200, {"name": "UAT", "auth": TOKEN_BODY}))
+    assert run_cli(transport, "env", "get", "UAT", "--authenticate") == ExitCode.OK
+    url = urlsplit(transport.last.url)
+    assert (url.path, url.query) == (
+        "/v1/environments/UAT",
+        "repository=acme%2Fapp&authenticate=true",
+    )
+    assert transport.last.headers["Lease-Id"] == LEASE_ID
+    assert json.loads(capsys.readouterr().out) == TOKEN_BODY
+
+
+def test_env_commands_need_a_repository(
+    broker_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(FakeTransport(), "env", "list") == ExitCode.USAGE
+    assert "--repo" in capsys.readouterr().err
+
+
+def test_lease_acquire_waits_politely_until_acquired(
+    broker_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("sfbroker_client.cli.time.sleep", slept.append)
+    queued = {"leaseId": LEASE_ID, "status": "queued", "position": 2, "expiresAt": None}
+    transport = FakeTransport(
+        Canned(201, queued),
+        Canned(200, {**queued, "position": 1}),
+        Canned(200, {**queued, "status": "acquired", "position": 0}),
+    )
+    code = run_cli(
+        transport, "env", "lease", "acquire", "UAT", "--repo", "acme/app",
+        "--wait", "600", "--poll-interval", "15", "--ttl", "900",
+    )  # fmt: skip
+    assert code == ExitCode.OK
+    assert transport.sent[0].method == "POST"
+    assert json.loads(transport.sent[0].body or b"") == {"ttlSeconds": 900, "wait": True}
+    assert [r.method for r in transport.sent[1:]] == ["GET", "GET"]
+    assert slept == [15.0, 15.0]
+    assert json.loads(capsys.readouterr().out)["status"] == "acquired"
+
+
+def test_lease_acquire_gives_its_place_up_when_the_wait_runs_out(
+    broker_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sfbroker_client.cli.time.sleep", lambda seconds: None)
+    queued = {"leaseId": LEASE_ID, "status": "queued", "position": 1, "expiresAt": None}
+    transport = FakeTransport(Canned(201, queued), Canned(200, {**queued, "status": "released"}))
+    code = run_cli(
+        transport, "env", "lease", "acquire", "UAT", "--repo", "acme/app", "--wait", "5",
+    )  # fmt: skip
+    assert code == ExitCode.CONFLICT
+    assert transport.last.method == "DELETE"
+    assert urlsplit(transport.last.url).path == f"/v1/environments/UAT/leases/{LEASE_ID}"
+    assert "lease_wait_timeout" in capsys.readouterr().err
+
+
+def test_lease_without_wait_is_not_queued(broker_env: None) -> None:
+    held = {"error": "lease_held", "message": "held", "requestId": "r1"}
+    transport = FakeTransport(Canned(409, held))
+    assert run_cli(transport, "env", "lease", "acquire", "UAT", "--repo", "a/b") == (
+        ExitCode.CONFLICT
+    )
+    assert transport.last_json() == {"ttlSeconds": 1800, "wait": False}

@@ -141,6 +141,84 @@ class BrokerClient:
         """`GET /health`: `{"status": "ok", "version": ...}`."""
         return self._request("GET", "/health")
 
+    def register_sandbox(
+        self, sandbox_name: str, production_username: str, *, username: str | None = None
+    ) -> JsonObject:
+        """`POST /sandboxes`: register a JIT sandbox of a registered production org."""
+        body: JsonObject = {"sandboxName": sandbox_name, "productionUsername": production_username}
+        if username is not None:
+            body["username"] = username
+        return self._request("POST", "/sandboxes", body=body)
+
+    def sandbox_auth(
+        self,
+        sandbox_name: str,
+        production_username: str,
+        *,
+        auth_url: bool = False,
+        min_validity_seconds: int | None = None,
+        force_refresh: bool = False,
+    ) -> JsonObject:
+        """`POST /sandboxes/{name}/auth`: a sandbox token through its production org."""
+        body: JsonObject = {
+            "productionUsername": production_username,
+            "format": "sfdxAuthUrl" if auth_url else "accessToken",
+            "forceRefresh": force_refresh,
+        }
+        if min_validity_seconds is not None:
+            body["minValiditySeconds"] = min_validity_seconds
+        return self._request("POST", f"/sandboxes/{_segment(sandbox_name)}/auth", body=body)
+
+    def create_environment(self, environment: JsonObject) -> JsonObject:
+        """`POST /environments`."""
+        return self._request("POST", "/environments", body=environment)
+
+    def list_environments(self, repository: str) -> JsonObject:
+        """`GET /environments?repository=`: `{"environments": [...]}`."""
+        return self._request("GET", "/environments", query={"repository": repository})
+
+    def get_environment(
+        self,
+        name: str,
+        repository: str,
+        *,
+        authenticate: bool = False,
+        lease_id: str | None = None,
+    ) -> JsonObject:
+        """`GET /environments/{name}` (with `authenticate`: plus `auth`, a token)."""
+        query = {"repository": repository}
+        if authenticate:
+            query["authenticate"] = "true"
+        headers = {"Lease-Id": lease_id} if lease_id else None
+        return self._request("GET", f"/environments/{_segment(name)}", query=query, headers=headers)
+
+    def delete_environment(self, name: str, repository: str) -> JsonObject:
+        """`DELETE /environments/{name}`."""
+        return self._request(
+            "DELETE", f"/environments/{_segment(name)}", query={"repository": repository}
+        )
+
+    def acquire_lease(
+        self, name: str, repository: str, *, ttl_seconds: int, wait: bool
+    ) -> JsonObject:
+        """`POST /environments/{name}/leases`: `acquired`, or `queued` with its position."""
+        return self._request(
+            "POST",
+            f"/environments/{_segment(name)}/leases",
+            query={"repository": repository},
+            body={"ttlSeconds": ttl_seconds, "wait": wait},
+        )
+
+    def lease(
+        self, name: str, repository: str, lease_id: str, *, release: bool = False
+    ) -> JsonObject:
+        """`GET` (poll) or `DELETE` (release) `/environments/{name}/leases/{leaseId}`."""
+        return self._request(
+            "DELETE" if release else "GET",
+            f"/environments/{_segment(name)}/leases/{_segment(lease_id)}",
+            query={"repository": repository},
+        )
+
     def _request(
         self,
         method: str,
@@ -148,12 +226,13 @@ class BrokerClient:
         *,
         query: Mapping[str, str] | None = None,
         body: JsonObject | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JsonObject:
         url = self.base_url + path
         if query:
             # RFC 3986 encoding (%20, not +): what SigV4's canonical query string expects.
             url += "?" + urlencode(query, quote_via=quote)
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         data = None
         if body is not None:
             # Serialized here, so the bytes signed by SigV4 are exactly the bytes sent.

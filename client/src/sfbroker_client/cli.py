@@ -4,6 +4,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -54,7 +55,8 @@ exit codes:
   2  usage error: bad arguments, missing URL or credentials, 400 from the server
   3  authentication or authorization failed (401, 403; no AWS credentials for --iam)
   4  not found (404: org_not_found, ...)
-  5  conflict or invalid state (409, 422: org_credentials_invalid means re-register)
+  5  conflict or invalid state (409, 422: org_credentials_invalid means re-register;
+     lease_held; lease_wait_timeout when --wait ran out)
   6  the server cannot be reached (DNS, refused, TLS, timeout)
   7  the Salesforce CLI login (--sf-login) failed
 """
@@ -83,6 +85,10 @@ Errors are one line on stderr: "sfbroker: <error code>: <message> (request <id>)
 
 class UsageError(Exception):
     """The command line or environment does not say enough to make the request."""
+
+
+class LeaseWaitTimedOut(Exception):
+    """`env lease acquire --wait` ran out of time (the queued lease was released)."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +176,179 @@ def _health(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
     return client.health()
 
 
-# The commands, in --help order. Sandbox, pool and environment commands join this table
-# when their server routes exist.
+def _sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sandbox_name", metavar="SANDBOX", help="Salesforce sandbox name, e.g. uat")
+    parser.add_argument(
+        "--production-username", required=True, help="the registered production org"
+    )
+
+
+def _sandbox_register_arguments(parser: argparse.ArgumentParser) -> None:
+    _sandbox_arguments(parser)
+    parser.add_argument(
+        "--username", help="the sandbox username (default: <production username>.<sandbox>)"
+    )
+
+
+def _register_sandbox(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.register_sandbox(
+        args.sandbox_name, args.production_username, username=args.username
+    )
+
+
+def _sandbox_auth_arguments(parser: argparse.ArgumentParser) -> None:
+    _sandbox_arguments(parser)
+    parser.add_argument(
+        "--auth-url",
+        action="store_true",
+        help="also return an SFDX auth URL (scope sandboxes:auth-url; a new one each time)",
+    )
+    parser.add_argument(
+        "--min-validity",
+        type=_non_negative_int,
+        metavar="SECONDS",
+        help="do not reuse a cached token with less than this left",
+    )
+    parser.add_argument(
+        "--force-refresh",
+        action="store_true",
+        help="skip the cache (e.g. after a sandbox refresh); at most once a minute",
+    )
+
+
+def _sandbox_auth(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.sandbox_auth(
+        args.sandbox_name,
+        args.production_username,
+        auth_url=args.auth_url,
+        min_validity_seconds=args.min_validity,
+        force_refresh=args.force_refresh,
+    )
+
+
+def _repository_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repo",
+        default=os.environ.get("GITHUB_REPOSITORY"),
+        help="repository owner/name (default: $GITHUB_REPOSITORY)",
+    )
+
+
+def _repository(args: argparse.Namespace) -> str:
+    if not args.repo:
+        raise UsageError("no repository: pass --repo OWNER/NAME (or set GITHUB_REPOSITORY)")
+    return str(args.repo)
+
+
+def _env_name_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="environment name, e.g. UAT")
+    _repository_argument(parser)
+
+
+def _env_create_arguments(parser: argparse.ArgumentParser) -> None:
+    _env_name_arguments(parser)
+    parser.add_argument("--username", required=True, help="the org (stored or JIT sandbox)")
+    parser.add_argument(
+        "--category", choices=("dev", "test", "snapshot", "release"), default="test"
+    )
+    parser.add_argument("--branch", help="branch pattern, e.g. release/*")
+    parser.add_argument("--description")
+
+
+def _create_environment(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    body: JsonObject = {
+        "repository": _repository(args),
+        "name": args.name,
+        "category": args.category,
+        "username": args.username,
+    }
+    if args.branch:
+        body["branch"] = args.branch
+    if args.description:
+        body["description"] = args.description
+    return client.create_environment(body)
+
+
+def _list_environments(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.list_environments(_repository(args))
+
+
+def _env_get_arguments(parser: argparse.ArgumentParser) -> None:
+    _env_name_arguments(parser)
+    parser.add_argument(
+        "--authenticate",
+        action="store_true",
+        help="answer a token for the environment's org (JIT sandboxes included) instead",
+    )
+    parser.add_argument(
+        "--lease-id",
+        default=os.environ.get("SFBROKER_LEASE_ID"),
+        help="the lease this job holds (env SFBROKER_LEASE_ID)",
+    )
+
+
+def _get_environment(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    body = client.get_environment(
+        args.name, _repository(args), authenticate=args.authenticate, lease_id=args.lease_id
+    )
+    auth = body.get("auth")
+    # With --authenticate the answer is the token, as `sfbroker token` prints it.
+    return auth if args.authenticate and isinstance(auth, dict) else body
+
+
+def _delete_environment(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    client.delete_environment(args.name, _repository(args))
+    return {"deleted": args.name, "repository": _repository(args)}
+
+
+def _lease_acquire_arguments(parser: argparse.ArgumentParser) -> None:
+    _env_name_arguments(parser)
+    parser.add_argument(
+        "--ttl", type=_positive_int, default=1800, metavar="SECONDS", help="default 1800"
+    )
+    parser.add_argument(
+        "--wait",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="queue and poll until acquired, at most this long (then give the place up)",
+    )
+    parser.add_argument(
+        "--poll-interval", type=_positive_float, default=10.0, metavar="SECONDS", help="default 10"
+    )
+
+
+def _acquire_lease(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    repository = _repository(args)
+    lease = client.acquire_lease(
+        args.name, repository, ttl_seconds=args.ttl, wait=args.wait is not None
+    )
+    deadline = time.monotonic() + (args.wait or 0)
+    while lease.get("status") == "queued":
+        if time.monotonic() + args.poll_interval > deadline:
+            client.lease(args.name, repository, str(lease["leaseId"]), release=True)
+            raise LeaseWaitTimedOut(
+                f"environment {args.name} still held after {args.wait:g} s; left the queue"
+            )
+        sys.stderr.write(f"{PROG}: queued for {args.name} (position {lease.get('position')})\n")
+        time.sleep(args.poll_interval)
+        lease = client.lease(args.name, repository, str(lease["leaseId"]))
+    return lease
+
+
+def _lease_arguments(parser: argparse.ArgumentParser) -> None:
+    _env_name_arguments(parser)
+    parser.add_argument("lease_id", metavar="LEASE_ID")
+
+
+def _lease_status(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.lease(args.name, _repository(args), args.lease_id)
+
+
+def _release_lease(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.lease(args.name, _repository(args), args.lease_id, release=True)
+
+
+# The commands, in --help order. Pool commands join this table when their routes exist.
 COMMANDS = (
     Command(
         ("token",),
@@ -212,6 +389,91 @@ examples:
 """,
     ),
     Command(
+        ("sandbox", "register"),
+        "register a JIT sandbox: only its production org's credential is stored",
+        _register_sandbox,
+        _sandbox_register_arguments,
+        examples="""\
+examples:
+  sfbroker sandbox register uat --production-username admin@acme.com
+""",
+        exportable=False,
+    ),
+    Command(
+        ("sandbox", "auth"),
+        "a token for a JIT sandbox, through its production org",
+        _sandbox_auth,
+        _sandbox_auth_arguments,
+        examples="""\
+examples:
+  sfbroker sandbox auth uat --production-username admin@acme.com --format env
+  sfbroker sandbox auth uat --production-username admin@acme.com --sf-login uat
+""",
+        sf_login=True,
+    ),
+    Command(
+        ("env", "create"),
+        "create an environment: a stable name of a repository for an org",
+        _create_environment,
+        _env_create_arguments,
+        examples="""\
+examples:
+  sfbroker env create UAT --repo acme/app --username admin@acme.com.uat --branch 'release/*'
+""",
+        exportable=False,
+    ),
+    Command(
+        ("env", "list"),
+        "list a repository's environments",
+        _list_environments,
+        _repository_argument,
+        exportable=False,
+    ),
+    Command(
+        ("env", "get"),
+        "show an environment, or (--authenticate) a token for its org",
+        _get_environment,
+        _env_get_arguments,
+        examples="""\
+examples:
+  sfbroker env get UAT --repo acme/app
+  sfbroker --format github env get UAT --repo acme/app --authenticate --sf-login UAT
+""",
+        sf_login=True,
+    ),
+    Command(
+        ("env", "delete"),
+        "delete an environment (and its leases)",
+        _delete_environment,
+        _env_name_arguments,
+        exportable=False,
+    ),
+    Command(
+        ("env", "lease", "acquire"),
+        "lease an environment (--wait: queue and poll until it is this job's)",
+        _acquire_lease,
+        _lease_acquire_arguments,
+        examples="""\
+examples:
+  sfbroker env lease acquire UAT --repo acme/app --wait 1800 --ttl 3600 | jq -r .leaseId
+""",
+        exportable=False,
+    ),
+    Command(
+        ("env", "lease", "status"),
+        "show a lease: acquired, queued (position), released or expired",
+        _lease_status,
+        _lease_arguments,
+        exportable=False,
+    ),
+    Command(
+        ("env", "lease", "release"),
+        "release a lease (the next in line gets the environment)",
+        _release_lease,
+        _lease_arguments,
+        exportable=False,
+    ),
+    Command(
         ("health",),
         "check that the broker answers (no credentials needed)",
         _health,
@@ -220,7 +482,12 @@ examples:
     ),
 )
 
-GROUPS = {"orgs": "registered Salesforce orgs: list, get, register"}
+GROUPS = {
+    ("orgs",): "registered Salesforce orgs: list, get, register",
+    ("sandbox",): "JIT sandboxes: register, auth",
+    ("env",): "environments of a repository: create, list, get, delete, lease",
+    ("env", "lease"): "leases of an environment: acquire, status, release",
+}
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -238,18 +505,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, top_level=True)
     parser.set_defaults(sf_login=None, sf_bin=None)
     top = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for command in COMMANDS:
         *group_words, name = command.words
         subparsers = top
-        for word in group_words:
-            if word not in groups:
-                group = top.add_parser(word, help=GROUPS[word], description=GROUPS[word])
+        for depth, word in enumerate(group_words, start=1):
+            path = tuple(group_words[:depth])
+            if path not in groups:
+                group = subparsers.add_parser(word, help=GROUPS[path], description=GROUPS[path])
                 _add_global_options(group, top_level=False)
-                groups[word] = group.add_subparsers(
+                groups[path] = group.add_subparsers(
                     title="commands", metavar="COMMAND", required=True
                 )
-            subparsers = groups[word]
+            subparsers = groups[path]
         leaf = subparsers.add_parser(
             name,
             help=command.summary,
@@ -338,6 +606,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -381,6 +656,8 @@ def main(argv: Sequence[str] | None = None, *, session: requests.Session | None 
         return _fail(exc.code, _describe(exc), exit_code_for_status(exc.status), secrets)
     except ConnectionFailed as exc:
         return _fail("connection_failed", str(exc), ExitCode.NETWORK, secrets)
+    except LeaseWaitTimedOut as exc:
+        return _fail("lease_wait_timeout", str(exc), ExitCode.CONFLICT, secrets)
     except SfLoginFailed as exc:
         return _fail("sf_login_failed", str(exc), ExitCode.SF_LOGIN, secrets)
     except OutputError as exc:
