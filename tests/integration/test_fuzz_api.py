@@ -100,7 +100,13 @@ OPEN_ROUTES: Final = frozenset(route for route, rule in ROUTE_ACCESS.items() if 
 
 def _operations(*, with_body: bool = False) -> list[tuple[str, str]]:
     """(method, path with the registered org / a token id filled in) of every operation."""
-    filled = {"username": REGISTERED.replace("@", "%40"), "id": "fuzzfuzzfuzz"}
+    filled = {
+        "username": REGISTERED.replace("@", "%40"),
+        "id": "fuzzfuzzfuzz",
+        "sandboxName": "uat",
+        "name": "UAT",
+        "leaseId": "fuzzlease",
+    }
     return [
         (method.upper(), path.format_map(filled))
         for path, operations in openapi_document()["paths"].items()
