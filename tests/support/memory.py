@@ -16,7 +16,14 @@ from typing import Any
 from pydantic import SecretStr
 from sfbroker.authurl import AuthUrl
 from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
-from sfbroker.salesforce import OrganizationInfo, SalesforceClient, TokenGrant, UserInfo
+from sfbroker.salesforce import (
+    OrganizationInfo,
+    SalesforceClient,
+    SandboxAuth,
+    Session,
+    TokenGrant,
+    UserInfo,
+)
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import TokenPolicy, TokenService
 from sfbroker.store.environments import EnvironmentStore
@@ -99,6 +106,18 @@ class MemoryOrgStore(OrgStore):
         self.orgs[username.lower()] = replace(
             org, auth_url=envelope, updated_at=now, version=expected_version + 1
         )
+
+    def update_sandbox_location(
+        self, username: str, org_id: str, instance_url: str, login_url: str, now: datetime
+    ) -> bool:
+        self.calls["update_sandbox_location"] += 1
+        org = self.orgs.get(username.lower())
+        if org is None or not org.is_jit_registration:
+            return False
+        self.orgs[username.lower()] = replace(
+            org, org_id=org_id, instance_url=instance_url, login_url=login_url, updated_at=now
+        )
+        return True
 
     def mark_invalid(self, username: str, expected_version: int, now: datetime) -> bool:
         self.calls["mark_invalid"] += 1
@@ -204,6 +223,38 @@ class ScriptedSalesforce(SalesforceClient):
 
     def is_dev_hub(self, grant: TokenGrant) -> bool:
         return self.dev_hub
+
+    # JIT: sandbox statuses by name, what `sandboxAuth` does, and the code exchanges.
+    sandbox_statuses: dict[str, str] = field(default_factory=dict)
+    sandbox_refusal: Exception | None = None
+    exchanges: list[TokenGrant | Exception] = field(default_factory=list)
+    jit_calls: Counter[str] = field(default_factory=Counter)
+
+    def sandbox_status(self, production: Session, sandbox_name: str) -> str | None:
+        self.jit_calls["sandbox_status"] += 1
+        return self.sandbox_statuses.get(sandbox_name)
+
+    def sandbox_auth(
+        self, production: Session, client_id: str, sandbox_name: str, callback_url: str
+    ) -> SandboxAuth:
+        self.jit_calls["sandbox_auth"] += 1
+        if self.sandbox_refusal is not None:
+            raise self.sandbox_refusal
+        return SandboxAuth(
+            auth_username=f"admin@acme.com.{sandbox_name}",
+            auth_code=SecretStr("aPrxCODE"),
+            instance_url="https://acme--uat.sandbox.my.salesforce.com",
+            login_url="https://test.salesforce.com",
+        )
+
+    def exchange_code(
+        self, auth: SandboxAuth, client_id: str, client_secret: str, callback_url: str
+    ) -> TokenGrant:
+        self.jit_calls["exchange_code"] += 1
+        answer = self.exchanges.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 def grant(
