@@ -403,6 +403,10 @@ def _check_port_free(address: str, port: int, flag: str) -> None:
 def _start_moto(address: str, public_host: str, port: int, running: contextlib.ExitStack) -> str:
     from moto.server import ThreadedMotoServer
 
+    from local.moto_writes import serialize_dynamodb_writes
+
+    serialize_dynamodb_writes()
+
     server = ThreadedMotoServer(ip_address=address, port=port, verbose=False)
     server.start()
 

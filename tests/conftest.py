@@ -28,6 +28,10 @@ def moto_endpoint(aws_credentials: None) -> Iterator[str]:
     """moto's server on 127.0.0.1 (DynamoDB and KMS) for the whole session."""
     from moto.server import ThreadedMotoServer
 
+    from local.moto_writes import serialize_dynamodb_writes
+
+    serialize_dynamodb_writes()
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -18,32 +18,9 @@ from contextlib import redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
-from local import template as sam
-from tests.bench import calls, cold, latency
+from tests.bench import calls, cold, latency, pool_race
 from tests.bench.figures import Figure, print_table, write_results
 from tests.support.token_api import create_token
-
-
-def not_built(measure: str, target: str, reference: str, route_word: str) -> Figure | None:
-    """A row for a route other issues build: n/a until the template has it."""
-    if any(route_word in route.path for route in sam.api_routes(sam.load_template())):
-        return None
-    return Figure(measure, "n/a (route not yet built)", target, reference, None)
-
-
-def pending_rows() -> list[Figure]:
-    rows = [
-        not_built(
-            "pool fetch, 50 concurrent on 30 orgs: duplicates; throughput",
-            "0 duplicates; throughput beside sfp's",
-            "sfp: duplicates",
-            "pool",
-        ),
-    ]
-    built = [r for r in rows if r is None]
-    if built:  # the route exists but this bench has no scenario for it yet: say so
-        raise SystemExit("a pool route exists: add its scenario to tests/bench/calls.py")
-    return [r for r in rows if r is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             imports = cold.import_figures(args.runs)
             print(f"cold start, {args.runs} pairs per function …", file=sys.stderr)
             figures = cold.start_figures(args.runs, events, workdir) + imports + figures
-    figures += pending_rows()
+    print("pool race …", file=sys.stderr)
+    figures += pool_race.figures()
     if not args.skip_latency:
         print("latency on the local stack …", file=sys.stderr)
         figures += latency.figures(args.requests)

@@ -8,7 +8,8 @@ route with an IAM principal (route access is IAM policy's job; the handlers let 
 
 "Authorized" is the route's answer to an authorized caller. Routes that would need
 Salesforce for a 2xx are asked about something that does not exist — a 404
-`org_not_found` (or 400 `host_not_allowed` for a registration) is the domain answering,
+`org_not_found` (or 400 `host_not_allowed` for a registration, or 404 `not_found` for a
+pool without a registered Dev Hub) is the domain answering,
 so authorization passed. Routes without a sample below are asked without a body and must
 answer anything but 401/403.
 """
@@ -124,6 +125,11 @@ SAMPLES: dict[tuple[str, str], Authorized] = {
     ("GET", "/api-tokens"): Authorized(200),
     ("DELETE", "/api-tokens/{id}"): Authorized(404, "not_found"),
     ("GET", "/audit"): Authorized(200),
+    # No Dev Hub is registered: the pool routes answer that, after authorization.
+    ("GET", "/pools/{tag}"): Authorized(404, "not_found"),
+    ("POST", "/pools/{tag}/fetch"): Authorized(404, "not_found"),
+    ("DELETE", "/pools/{tag}/orgs/{username}"): Authorized(404, "not_found"),
+    ("POST", "/pools/{tag}/cleanup"): Authorized(404, "not_found", json_body={"dryRun": True}),
 }
 
 TEMPLATE = sam.load_template()

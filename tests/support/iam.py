@@ -16,6 +16,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 TABLE = "table"
+# Powertools' idempotency table (`sfbroker-<stack>-idempotency`, see local/provision.py).
+IDEMPOTENCY_TABLE = "IdempotencyTable"
 ENVELOPE_KEY = "EnvelopeKey"
 _PLACEHOLDER = re.compile(r"#\w+")
 _NAME = re.compile(r"(?<![:#\w])([A-Za-z_]\w*)\b(?!\s*\()")
@@ -71,6 +73,8 @@ def _dynamodb_call(operation: str, params: Mapping[str, Any]) -> Call:
         index = params.get("IndexName")
         return Call("dynamodb:Query", f"index/{index}" if index else TABLE, leading)
     item = params.get("Item") or params["Key"]
+    if str(params.get("TableName", "")).endswith("-idempotency"):
+        return Call(f"dynamodb:{operation}", IDEMPOTENCY_TABLE, (item["id"]["S"],))
     attributes = set(item)
     for expression in ("UpdateExpression", "ConditionExpression"):
         if text := params.get(expression):
@@ -164,11 +168,14 @@ def _context_values(key: str, call: Call) -> list[str] | None:
 
 
 def _resources(value: Any) -> set[str]:
-    """`table` / `index/<name>` for the template's ways of naming the data table."""
+    """`table` / `index/<name>` for the template's ways of naming the data table, and
+    `IdempotencyTable`."""
     found = set()
     for resource in value if isinstance(value, list) else [value]:
         if resource == {"Fn::GetAtt": ["Table", "Arn"]}:
             found.add(TABLE)
+        elif resource == {"Fn::GetAtt": [IDEMPOTENCY_TABLE, "Arn"]}:
+            found.add(IDEMPOTENCY_TABLE)
         elif isinstance(resource, dict) and "Fn::Sub" in resource:
             found.add(str(resource["Fn::Sub"]).removeprefix("${Table.Arn}/"))
     return found

@@ -37,6 +37,10 @@ EXPECTED_FILES = {
     "admin-tokens-list.json": ("GET", "/api-tokens"),
     "admin-tokens-revoke.json": ("DELETE", "/api-tokens/{id}"),
     "admin-audit.json": ("GET", "/audit"),
+    "pools-status.json": ("GET", "/pools/{tag}"),
+    "pools-fetch.json": ("POST", "/pools/{tag}/fetch"),
+    "pools-return.json": ("DELETE", "/pools/{tag}/orgs/{username}"),
+    "pools-cleanup.json": ("POST", "/pools/{tag}/cleanup"),
 }
 _PARAMETER = re.compile(r"\{([^}/]+)\}")
 

@@ -46,12 +46,17 @@ EXPECTED_ROUTES = {
     ("AdminFunction", "GET", "/api-tokens"),
     ("AdminFunction", "DELETE", "/api-tokens/{id}"),
     ("AdminFunction", "GET", "/audit"),
+    ("PoolsFunction", "GET", "/pools/{tag}"),
+    ("PoolsFunction", "POST", "/pools/{tag}/fetch"),
+    ("PoolsFunction", "DELETE", "/pools/{tag}/orgs/{username}"),
+    ("PoolCleanupFunction", "POST", "/pools/{tag}/cleanup"),
 }
 APIS = ("IamApi", "TokenApi")
 # Unauthenticated on both APIs: a liveness probe, and the API's description (no secret).
 OPEN_PATHS = ("/health", "/openapi.json")
 REFS = {
     "Table": "sfbroker-local",
+    "IdempotencyTable": "sfbroker-local-idempotency",
     "EnvelopeKey": "alias/sfbroker-local",
     "IamApi": "a1b2c3d4e5",
     "TokenApi": "t0k3n4p1id",
@@ -104,6 +109,8 @@ def test_functions_are_the_expected_ones(specs: list[FunctionSpec]) -> None:
         "EnvironmentsFunction",
         "AuthorizerFunction",
         "AdminFunction",
+        "PoolsFunction",
+        "PoolCleanupFunction",
     ]
 
 
@@ -329,6 +336,9 @@ def test_every_table_grant_is_bound_to_partitions(template: dict[str, Any]) -> N
             if statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}:
                 leading = statement["Condition"]["ForAllValues:StringLike"]
                 assert leading["dynamodb:LeadingKeys"], statement
+            elif statement["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}:
+                # Powertools' own table (pools only): its items carry no credential.
+                assert spec.logical_id == "PoolsFunction", statement
             else:
                 assert statement["Action"] == ["dynamodb:Query"], statement
                 assert statement["Resource"] == {"Fn::Sub": "${Table.Arn}/index/GSI1"}
@@ -354,9 +364,19 @@ MAY = {
         "APITOKEN#": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
         "AUDIT#": {"dynamodb:PutItem", "dynamodb:Query"},
     },
+    # The Dev Hub's token (token service) and the pool leases.
+    "PoolsFunction": {**ORG_RECORDS, "POOL#": {*WRITES, *READS}},
+    "PoolCleanupFunction": {**ORG_RECORDS, "POOL#": {*WRITES, *READS}},
 }
 # Functions that seal or open secrets: the only principals that may use the key.
-MAY_USE_THE_KEY = {"OrgsFunction", "TokensFunction", "SandboxesFunction", "EnvironmentsFunction"}
+MAY_USE_THE_KEY = {
+    "OrgsFunction",
+    "TokensFunction",
+    "SandboxesFunction",
+    "EnvironmentsFunction",
+    "PoolsFunction",
+    "PoolCleanupFunction",
+}
 
 
 def test_each_role_is_refused_what_it_does_not_need(template: dict[str, Any]) -> None:
@@ -418,6 +438,14 @@ def test_the_account_administers_the_key_but_cannot_use_it(template: dict[str, A
 # ---------------------------------------------------------------- data and keys
 
 
+def test_idempotency_table_matches_powertools(template: dict[str, Any]) -> None:
+    idempotency = {d.logical_id: d for d in table_definitions(template)}["IdempotencyTable"]
+    assert idempotency.ttl_attribute == "expiration"
+    assert idempotency.create_table_kwargs["KeySchema"] == [
+        {"AttributeName": "id", "KeyType": "HASH"}
+    ]
+
+
 def test_table_schema(template: dict[str, Any]) -> None:
     definitions = {d.logical_id: d for d in table_definitions(template)}
     table = definitions["Table"]
@@ -476,10 +504,17 @@ def test_envelope_key(template: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- environment
 
 
+# What a function needs beyond the globals, and only it.
+OWN_ENVIRONMENT = {
+    "PoolsFunction": {"IDEMPOTENCY_TABLE_NAME": "sfbroker-local-idempotency"},
+    "PoolCleanupFunction": {"POOL_CLEANUP_DRY_RUN": "false", "POOL_CLEANUP_MAX_DELETIONS": "10"},
+}
+
+
 def test_function_environment(specs: list[FunctionSpec]) -> None:
     for spec in specs:
         environment = function_environment(spec, REFS)
-        assert environment == {
+        assert environment == OWN_ENVIRONMENT.get(spec.logical_id, {}) | {
             "TABLE_NAME": "sfbroker-local",
             "KMS_KEY_ID": "alias/sfbroker-local",
             "SALESFORCE_ALLOWED_HOSTS": (

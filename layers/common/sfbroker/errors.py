@@ -69,6 +69,13 @@ class Conflict(BrokerError):
     status, code = 409, "conflict"
 
 
+class PoolEmpty(BrokerError):
+    status, code = 409, "pool_empty"
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(f"Pool '{tag}' has no available scratch org")
+
+
 class NotADevHub(BrokerError):
     status, code = 422, "not_a_dev_hub"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
@@ -294,6 +294,82 @@ class AuditEvent(ApiModel):
 class AuditPage(ApiModel):
     events: list[AuditEvent]
     next_token: str | None = Field(description="Pass as `nextToken` for the next page")
+
+
+DevHubUsername = Annotated[str, Field(min_length=3, max_length=240, pattern=r"^[^\s@]+@[^\s@]+$")]
+PoolOrgFormat = Literal["sfdxAuthUrl", "accessToken"]
+
+
+class PoolStatus(ApiModel):
+    """How many active orgs of a pool are in each allocation status (no secrets)."""
+
+    tag: str
+    dev_hub_username: str
+    available: int
+    in_progress: int
+    assigned: int
+    total: int
+
+
+class FetchPoolOrgRequest(RequestModel):
+    dev_hub_username: DevHubUsername | None = Field(
+        default=None, description="The Dev Hub of the pool; default: the default Dev Hub"
+    )
+    format: PoolOrgFormat = Field(
+        default="sfdxAuthUrl",
+        description="`accessToken`: a token for the scratch org instead of its auth URL",
+    )
+
+
+class PoolOrg(ApiModel):
+    """A fetched scratch org: what sfp's fetch prints, with its auth URL or a token."""
+
+    tag: str
+    username: str
+    org_id: str | None
+    scratch_org_info_id: str
+    login_url: str | None
+    instance_url: str
+    password: str | None = Field(repr=False)
+    sfdx_auth_url: str | None = Field(default=None, repr=False)
+    access_token: str | None = Field(default=None, repr=False)
+    expires_at: Timestamp | None = None
+    expiration_date: date | None
+
+
+class CleanupRequest(RequestModel):
+    dry_run: bool = Field(default=True, description="Only report what a real run would do")
+    dev_hub_username: DevHubUsername | None = None
+    max_deletions: int | None = Field(
+        default=None, ge=0, le=500, description="Default: the deployment's per-run cap"
+    )
+
+
+class CleanupCandidate(ApiModel):
+    reason: str = Field(
+        description="expired | stuck_in_progress | assigned_without_lease (the org is "
+        "deleted) | lease_without_org | lease_without_assignment (the lease is dropped)"
+    )
+    tag: str
+    scratch_org_info_id: str
+    username: str
+
+
+class CleanupError(ApiModel):
+    scratch_org_info_id: str
+    error: str
+
+
+class CleanupReport(ApiModel):
+    """One cleanup run: what it deleted or released (or would, in a dry run)."""
+
+    dev_hub_username: str
+    tag: str | None
+    dry_run: bool
+    candidates: list[CleanupCandidate]
+    counts: dict[str, int]
+    over_cap: int = Field(description="Org deletions left for the next run by the per-run cap")
+    errors: list[CleanupError]
 
 
 class Health(ApiModel):

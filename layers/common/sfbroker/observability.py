@@ -53,8 +53,8 @@ def trace_salesforce_calls() -> None:
         Tracer(service=SERVICE).patch(modules=("requests",))
 
 
-def count(name: str) -> None:
-    """Emit one business event (`TokenCacheHit`, `TokenRefresh`, …) as an EMF metric.
+def count(name: str, value: int = 1) -> None:
+    """Emit business events (`TokenCacheHit`, `TokenRefresh`, …) as an EMF metric.
 
     Each metric is its own EMF document, written at once: unlike `Metrics`' shared
     buffer this is safe when several requests run in one process (the local stack).
@@ -62,7 +62,7 @@ def count(name: str) -> None:
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
-        value=1,
+        value=value,
         namespace=NAMESPACE,
         default_dimensions={"service": SERVICE},
     ):

@@ -26,15 +26,19 @@ from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.observability import trace_salesforce_calls
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
+from sfbroker.services.cleanup import CleanupPolicy, PoolCleanup
 from sfbroker.services.environments import EnvironmentService
 from sfbroker.services.jit import JitService
+from sfbroker.services.pools import PoolService
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import IssuedToken, TokenPolicy, TokenService
-from sfbroker.settings import Settings, get_settings
+from sfbroker.settings import Settings, SettingsError, get_settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
 from sfbroker.store.environments import EnvironmentStore
+from sfbroker.store.idempotency import IdempotencyRecords
 from sfbroker.store.orgs import OrgRecord, OrgStore
+from sfbroker.store.pools import PoolLeaseStore
 from sfbroker.store.table import Table
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
     from sfbroker.salesforce import SalesforceClient
+    from sfbroker.salesforce.pools import DevHubPools
 
 # Bounded AWS retries with short timeouts: a Lambda must answer within API Gateway's 29 s.
 AWS_CONFIG = Config(
@@ -156,6 +161,63 @@ def jit_exchange(org: OrgRecord) -> IssuedToken:
 
 
 @cache
+def dev_hub_pools() -> DevHubPools:
+    from sfbroker.salesforce.pools import DevHubPools
+
+    return DevHubPools(salesforce())
+
+
+def idempotency_table_name() -> str:
+    """The Powertools idempotency table (pools); `SettingsError` naming it when unset."""
+    name = get_settings().idempotency_table_name
+    if name is None:
+        raise SettingsError("invalid sfbroker configuration: IDEMPOTENCY_TABLE_NAME: required")
+    return name
+
+
+@cache
+def idempotency_records() -> IdempotencyRecords:
+    return IdempotencyRecords(
+        dynamodb(),
+        idempotency_table_name(),
+        expires_after_seconds=get_settings().pool_idempotency_seconds,
+    )
+
+
+@cache
+def pool_service() -> PoolService:
+    return PoolService(
+        orgs=org_store(),
+        tokens=token_service(),
+        dev_hub=dev_hub_pools(),
+        salesforce=salesforce(),
+        leases=PoolLeaseStore(table()),
+        idempotency=idempotency_records(),
+        clock=utc_now,
+        token_ttl=timedelta(seconds=get_settings().access_token_ttl_seconds),
+        shuffle=random.shuffle,
+    )
+
+
+@cache
+def pool_cleanup() -> PoolCleanup:
+    settings = get_settings()
+    return PoolCleanup(
+        orgs=org_store(),
+        tokens=token_service(),
+        dev_hub=dev_hub_pools(),
+        leases=PoolLeaseStore(table()),
+        clock=utc_now,
+        policy=CleanupPolicy(
+            in_progress_timeout=timedelta(minutes=settings.pool_in_progress_timeout_minutes),
+            lease_grace=timedelta(minutes=settings.pool_lease_grace_minutes),
+            max_deletions=settings.pool_cleanup_max_deletions,
+            scheduled_dry_run=settings.pool_cleanup_dry_run,
+        ),
+    )
+
+
+@cache
 def api_token_service() -> ApiTokenService:
     return ApiTokenService(ApiTokenStore(table()), utc_now, get_settings().api_token_max_days)
 
@@ -198,6 +260,10 @@ def reset() -> None:
         environment_service,
         api_token_service,
         audit_trail,
+        dev_hub_pools,
+        idempotency_records,
+        pool_service,
+        pool_cleanup,
     ):
         factory.cache_clear()
 

@@ -32,6 +32,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     table_name: str = Field(alias="TABLE_NAME", min_length=3)
+    # Only the pools function has (and needs) it: see `runtime.idempotency_table_name`.
+    idempotency_table_name: str | None = Field(
+        default=None, alias="IDEMPOTENCY_TABLE_NAME", min_length=3
+    )
     kms_key_id: str = Field(alias="KMS_KEY_ID", min_length=1)
     salesforce_allowed_hosts: tuple[str, ...] = Field(
         default=tuple(DEFAULT_ALLOWED_HOSTS.split(",")), alias="SALESFORCE_ALLOWED_HOSTS"
@@ -58,6 +62,19 @@ class Settings(BaseModel):
     data_key_cache_seconds: int = Field(default=300, alias="DATA_KEY_CACHE_SECONDS", ge=0)
     api_token_max_days: int = Field(default=365, alias="API_TOKEN_MAX_DAYS", ge=1, le=3650)
     audit_retention_days: int = Field(default=90, alias="AUDIT_RETENTION_DAYS", ge=1, le=3650)
+    pool_idempotency_seconds: int = Field(
+        default=3600, alias="POOL_IDEMPOTENCY_SECONDS", ge=60, le=7 * 86400
+    )
+    pool_lease_grace_minutes: int = Field(
+        default=15, alias="POOL_LEASE_GRACE_MINUTES", ge=1, le=1440
+    )
+    pool_in_progress_timeout_minutes: int = Field(
+        default=180, alias="POOL_IN_PROGRESS_TIMEOUT_MINUTES", ge=10, le=10080
+    )
+    pool_cleanup_dry_run: bool = Field(default=False, alias="POOL_CLEANUP_DRY_RUN")
+    pool_cleanup_max_deletions: int = Field(
+        default=10, alias="POOL_CLEANUP_MAX_DELETIONS", ge=0, le=500
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_the_budget(self) -> Settings:

@@ -43,10 +43,14 @@ class Principal:
         if self.kind == "iam":
             # IAM policy already decided which routes this identity may call.
             return
-        if ADMIN_SCOPE not in self.scopes and scope not in self.scopes:
+        if not self.holds(scope):
             raise Forbidden(f"This token lacks the scope '{scope}'")
         if target is not None and not self.may_touch(target):
             raise Forbidden(f"This token may not act on '{target}'")
+
+    def holds(self, scope: str) -> bool:
+        """Whether this caller has `scope` (IAM callers and `admin` tokens have every scope)."""
+        return self.kind == "iam" or ADMIN_SCOPE in self.scopes or scope in self.scopes
 
     def may_touch(self, target: str) -> bool:
         """Whether `target` (a username, or `pool:<tag>`) is inside the caller's org patterns."""

@@ -75,4 +75,14 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
         ADMIN_SCOPE, target="apitoken:{id}", action="apitoken.revoke"
     ),
     ("GET", "/audit"): Access(ADMIN_SCOPE),
+    # Pools: the caller's patterns must cover `pool:<tag>` here, and the Dev Hub in the
+    # route; only the fetcher (or `pools:admin`) may return an org (the service checks).
+    ("GET", "/pools/{tag}"): Access("pools:read", target="pool:{tag}"),
+    ("POST", "/pools/{tag}/fetch"): Access("pools:fetch", target="pool:{tag}", action="pool.fetch"),
+    ("DELETE", "/pools/{tag}/orgs/{username}"): Access(
+        "pools:fetch", target="pool:{tag}", action="pool.return"
+    ),
+    ("POST", "/pools/{tag}/cleanup"): Access(
+        "pools:admin", target="pool:{tag}", action="pool.cleanup"
+    ),
 }

@@ -257,6 +257,38 @@ class SalesforceClient:
             form["client_secret"] = client_secret
         return self._token_request(f"{auth.login_url}/services/oauth2/token", form)
 
+    def get_record(
+        self, grant: Session, sobject: str, record_id: str, fields: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """One record's `fields`, or None when there is no such record (404)."""
+        url = (
+            f"{self._data_url(grant)}/sobjects/{sobject}/{quote(record_id, safe='')}"
+            f"?fields={','.join(fields)}"
+        )
+        response = self._send("GET", url, headers=_bearer(grant))
+        if response.status_code == 404:
+            return None
+        body = self._expect_json(response, "record")
+        if not isinstance(body, dict):
+            raise SalesforceError("Salesforce's record answer is not an object")
+        return body
+
+    def update_record(
+        self, grant: Session, sobject: str, record_id: str, changes: dict[str, Any]
+    ) -> None:
+        """`PATCH` a record's fields (Salesforce answers 204)."""
+        url = f"{self._data_url(grant)}/sobjects/{sobject}/{quote(record_id, safe='')}"
+        _check_status(self._send("PATCH", url, headers=_bearer(grant), json=changes), "update")
+
+    def delete_record(self, grant: Session, sobject: str, record_id: str) -> bool:
+        """`DELETE` a record; False when it was already gone (404)."""
+        url = f"{self._data_url(grant)}/sobjects/{sobject}/{quote(record_id, safe='')}"
+        response = self._send("DELETE", url, headers=_bearer(grant))
+        if response.status_code == 404:
+            return False
+        _check_status(response, "delete")
+        return True
+
     def _data_url(self, grant: Session) -> str:
         return f"{grant.instance_url}/services/data/v{self._api_version}"
 
@@ -314,11 +346,7 @@ class SalesforceClient:
 
     @staticmethod
     def _expect_json(response: requests.Response, what: str) -> Any:
-        if response.status_code >= 300:
-            raise SalesforceError(
-                f"Salesforce answered the {what} request with HTTP {response.status_code}"
-                + _error_code_suffix(response)
-            )
+        _check_status(response, what)
         body = _json_or_none(response)
         if body is None:
             raise SalesforceError(f"Salesforce's {what} answer is not JSON")
@@ -344,6 +372,14 @@ def _grant_from(body: Any, hosts: HostPolicy) -> TokenGrant:
         )
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise SalesforceError("Salesforce's token answer is incomplete") from error
+
+
+def _check_status(response: requests.Response, what: str) -> None:
+    if response.status_code >= 300:
+        raise SalesforceError(
+            f"Salesforce answered the {what} request with HTTP {response.status_code}"
+            + _error_code_suffix(response)
+        )
 
 
 def _bearer(grant: Session) -> dict[str, str]:
