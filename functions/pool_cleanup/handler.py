@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sfbroker import runtime
 from sfbroker.http import build_resolver
 from sfbroker.models import CleanupReport
-from sfbroker.observability import logger, tracer
+from sfbroker.observability import logger, traced
 from sfbroker.routes import cleanup
 
 runtime.settings()  # a missing or malformed variable fails the init, naming it
@@ -15,7 +15,7 @@ app = build_resolver(cleanup.build_router(runtime.pool_cleanup), guard=runtime.a
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("source") == "aws.events":  # the schedule
         report = runtime.pool_cleanup().run_scheduled()

@@ -6,7 +6,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from sfbroker import runtime
 from sfbroker.http import build_resolver
-from sfbroker.observability import logger, tracer
+from sfbroker.observability import logger, traced
 from sfbroker.routes import pools
 
 runtime.settings()  # a missing or malformed variable fails the init, naming it
@@ -16,7 +16,7 @@ app = build_resolver(pools.build_router(runtime.pool_service), guard=runtime.acc
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # An idempotency record left in progress by a crashed invocation expires with it.
     runtime.idempotency_records().register_lambda_context(context)
