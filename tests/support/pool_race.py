@@ -85,7 +85,7 @@ def race_sfbroker(
         path = results_dir / f"{index}.json"
         status, body = json.loads(path.read_text()) if path.exists() else (0, "{}")
         results.append((status, json.loads(body) if body else {}))
-    return _outcome(fetchers, results)
+    return outcome(fetchers, results)
 
 
 def _fetch_in_own_process(
@@ -166,10 +166,11 @@ def race_sfp(
         thread.start()
     for thread in threads:
         thread.join(timeout=FETCH_TIMEOUT_SECONDS)
-    return _outcome(fetchers, results)
+    return outcome(fetchers, results)
 
 
-def _outcome(fetchers: int, results: list[tuple[int, Any]]) -> RaceOutcome:
+def outcome(fetchers: int, results: list[tuple[int, Any]]) -> RaceOutcome:
+    """Tally (status, body) answers of fetch requests."""
     statuses: Counter[str] = Counter()
     handed_out, other = [], []
     for status, body in results:
