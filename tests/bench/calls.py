@@ -25,7 +25,6 @@ from sfbroker.observability import logger as broker_logger
 
 from local import template as sam
 from local.fake_salesforce import FakeSalesforceServer, start_fake_salesforce
-from local.moto_writes import serialize_dynamodb_writes
 from local.ports import free_port
 from tests.bench.figures import Figure
 from tests.support.broker import Broker, configure_handlers
@@ -199,7 +198,6 @@ def bench_stack() -> Iterator[tuple[Broker, FakeSalesforceServer]]:
     # Figures only: no request log, no info logs between them.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     broker_logger.setLevel("WARNING")
-    serialize_dynamodb_writes()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{port}"

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from local.fake_salesforce import FakeSalesforceServer
+from local.moto_writes import serialize_dynamodb_writes
 from tests.bench.calls import bench_stack
 from tests.bench.figures import Figure
 from tests.support.pool_race import RaceOutcome, outcome, race_sfp
@@ -53,7 +54,8 @@ def _numbers(outcome: RaceOutcome, seconds: float) -> dict[str, float]:
 
 
 def figures() -> list[Figure]:
-    """sfbroker's race (separate processes, moto) and sfp's, on the same pool."""
+    """sfbroker's race and sfp's, on the same pool (moto's writes made atomic first)."""
+    serialize_dynamodb_writes()
     with redirect_stdout(io.StringIO()), bench_stack() as (broker, salesforce):
         salesforce.state.create_dev_hub(HUB)
         registered = broker.call(
