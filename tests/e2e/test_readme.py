@@ -42,7 +42,7 @@ _SH_BLOCK = re.compile(r"^[ \t]*```sh\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILIN
 # Leading words of a command -> why no test here can run it.
 NOT_RUN_HERE = {
     ("make", "test"): "the whole suite, this test included",
-    ("make", "bench"): "minutes of measurement: tests/e2e/test_bench.py runs it with one run a row",
+    ("make", "bench"): "minutes of measurement; its call scenarios run in test_call_budget.py",
     ("make", "admin-token"): "writes to a deployed stack's table with your AWS credentials",
     (".venv-sam/bin/sam",): "builds and deploys to an AWS account",
     ("sam",): "sam local needs a container engine: tests/container runs these, the "
