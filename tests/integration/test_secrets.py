@@ -13,6 +13,11 @@ from tests.support.broker import Broker
 from tests.support.salesforce import refresh_token_of
 
 USER = {"username": "admin@acme.com"}
+TOKEN_ITEM = {"PK": {"S": "ORG#admin@acme.com"}, "SK": {"S": "TOKEN"}}
+
+
+def drop_cached_token(broker: Broker) -> None:
+    broker.dynamodb.delete_item(TableName=broker.table_name, Key=TOKEN_ITEM)
 
 
 @pytest.fixture
@@ -42,11 +47,12 @@ def test_no_secret_reaches_logs_or_answers(
     broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": auth_url})
     issued = broker.call("POST", "/orgs/{username}/token", path_params=USER)
     access_tokens.add(issued.body["accessToken"])
+    drop_cached_token(broker)  # so the next call refreshes (and rotates)
     forced = broker.call(
         "POST",
         "/orgs/{username}/token",
         path_params=USER,
-        json_body={"forceRefresh": True, "minValiditySeconds": 7200},
+        json_body={"forceRefresh": True},
     )
     access_tokens.add(forced.body["accessToken"])
     # Every refresh token the fake ever issued (rotation mints new ones).
@@ -54,8 +60,9 @@ def test_no_secret_reaches_logs_or_answers(
 
     # Failure paths log too: outages, refusal, malformed input that carries a secret.
     salesforce.faults.add(kind="http_503", endpoint="token", times=3)
+    drop_cached_token(broker)
     broker.call(
-        "POST", "/orgs/{username}/token", path_params=USER, json_body={"minValiditySeconds": 7200}
+        "POST", "/orgs/{username}/token", path_params=USER, json_body={"minValiditySeconds": 4800}
     )
     salesforce.faults.add(kind="malformed_json", endpoint="token")
     broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": auth_url})
@@ -64,8 +71,9 @@ def test_no_secret_reaches_logs_or_answers(
     broker.call("POST", "/orgs", raw_body='{"sfdxAuthUrl": "' + auth_url + '"')
     for token in list(state.refresh_tokens):
         state.revoke_refresh_token(token)
+    drop_cached_token(broker)
     revoked = broker.call(
-        "POST", "/orgs/{username}/token", path_params=USER, json_body={"minValiditySeconds": 7200}
+        "POST", "/orgs/{username}/token", path_params=USER, json_body={"minValiditySeconds": 4800}
     )
     assert revoked.error == "org_credentials_invalid"
 

@@ -99,7 +99,14 @@ def test_twenty_concurrent_requests_on_a_cold_cache_share_one_refresh(
 def test_min_validity_and_forced_refresh(
     broker: Broker, salesforce: FakeSalesforceServer, registered: str
 ) -> None:
-    stricter = issue(broker, minValiditySeconds=7200)  # longer than any token lives
+    # The cached token has 3000 s left: asking for 4800 (the most one may ask) refreshes.
+    broker.dynamodb.update_item(
+        TableName=broker.table_name,
+        Key=TOKEN_ITEM,
+        UpdateExpression="SET expiresAt = :e",
+        ExpressionAttributeValues={":e": {"N": str(int(datetime.now(UTC).timestamp()) + 3000)}},
+    )
+    stricter = issue(broker, minValiditySeconds=4800)
     assert stricter.body["source"] == "refresh"
     assert salesforce.counts["oauth2/token"] == 1
     drop_cached_token(broker)

@@ -118,3 +118,10 @@ def test_the_refresh_lease_outlives_the_request_budget_under_api_gateways_limit(
     settings = load_settings({"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k"})
     assert settings.request_budget_seconds < 29
     assert settings.refresh_lock_seconds > settings.request_budget_seconds
+
+
+def test_a_token_lifetime_too_short_for_the_default_min_validity_is_refused() -> None:
+    with pytest.raises(SettingsError, match="ACCESS_TOKEN_TTL_SECONDS"):
+        load_settings(
+            {"TABLE_NAME": "sfbroker", "KMS_KEY_ID": "k", "ACCESS_TOKEN_TTL_SECONDS": "900"}
+        )

@@ -97,7 +97,10 @@ class IssueTokenRequest(RequestModel):
         default=600,
         ge=0,
         le=7200,
-        description="A cached token with less validity left than this is not reused",
+        description=(
+            "A cached token with less validity left than this is not reused; at most the "
+            "assumed token lifetime minus 600 s (4800 by default), else 400"
+        ),
     )
     force_refresh: bool = Field(
         default=False,

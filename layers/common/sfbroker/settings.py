@@ -49,7 +49,7 @@ class Settings(BaseModel):
     )
     salesforce_max_retries: int = Field(default=2, alias="SALESFORCE_MAX_RETRIES", ge=0, le=5)
     access_token_ttl_seconds: int = Field(
-        default=5400, alias="ACCESS_TOKEN_TTL_SECONDS", ge=300, le=86400
+        default=5400, alias="ACCESS_TOKEN_TTL_SECONDS", ge=1200, le=86400
     )
     # Every Salesforce attempt, backoff and wait of one request fits in this (API
     # Gateway gives up at 29 s); a refresh lease outlives it, so no second instance

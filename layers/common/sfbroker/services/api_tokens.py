@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pydantic import SecretStr
 
 from sfbroker.auth.api_tokens import mint_token, parse_bearer, secret_matches
-from sfbroker.auth.principal import SCOPES
+from sfbroker.auth.principal import ADMIN_SCOPE, SCOPES
 from sfbroker.errors import Conflict, InvalidRequest, NotFound
 from sfbroker.store.api_tokens import ApiTokenRecord, ApiTokenStore
 from sfbroker.store.table import ConditionFailed
@@ -52,6 +52,18 @@ class ApiTokenService:
             raise InvalidRequest(
                 "The request is not valid",
                 details=[{"field": "scopes", "message": f"unknown or no scopes: {unknown}"}],
+            )
+        if ADMIN_SCOPE in new.scopes and new.org_patterns:
+            # `admin` implies every scope on every org, minting tokens included: patterns
+            # on it would be ignored, so they are refused rather than trusted.
+            raise InvalidRequest(
+                "The request is not valid",
+                details=[
+                    {
+                        "field": "orgs",
+                        "message": "must be empty for an admin token (admin reaches every org)",
+                    }
+                ],
             )
         if not 1 <= new.expires_in_days <= self.max_days:
             raise InvalidRequest(

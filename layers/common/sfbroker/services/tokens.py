@@ -16,6 +16,7 @@ from sfbroker.errors import (
     Conflict,
     CredentialsRejected,
     DependencyUnavailable,
+    InvalidRequest,
     OrgCredentialsInvalid,
     OrgNotFound,
 )
@@ -51,10 +52,20 @@ class IssuedToken:
     login_url: str | None = None
 
 
+# What a fresh token can still promise at most: its assumed lifetime minus this margin,
+# so a token refreshed for the longest promise is reused for at least ten minutes.
+MIN_VALIDITY_MARGIN = timedelta(minutes=10)
+
+
 @dataclass(frozen=True)
 class TokenPolicy:
     token_ttl: timedelta
     lock_seconds: int
+
+    @property
+    def max_min_validity_seconds(self) -> int:
+        """The largest `minValiditySeconds` a caller may ask for."""
+        return int((self.token_ttl - MIN_VALIDITY_MARGIN).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,18 @@ class TokenService:
         and the lease), then refreshes; or, while someone else holds the lease, waits with
         backoff and reads again, until the lease's time is up.
         """
+        if min_validity_seconds > self.policy.max_min_validity_seconds:
+            # A token cannot promise more than its assumed lifetime: asking for more
+            # would refresh on every call and bypass the forced-refresh limit.
+            raise InvalidRequest(
+                "The request is not valid",
+                details=[
+                    {
+                        "field": "minValiditySeconds",
+                        "message": f"must be at most {self.policy.max_min_validity_seconds}",
+                    }
+                ],
+            )
         asked_at = self.clock()
         min_validity = timedelta(seconds=min_validity_seconds)
         holder = uuid.uuid4().hex
