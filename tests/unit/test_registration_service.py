@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
+from sfbroker.auth.principal import Principal
 from sfbroker.errors import Conflict, CredentialsRejected, InvalidAuthUrl, NotADevHub
 from sfbroker.services.registration import Registration
 from sfbroker.store.orgs import OrgRecord, credential_record, token_record
@@ -21,6 +22,8 @@ from tests.support.memory import (
 USER = "admin@acme.com"
 AUTH_URL = "force://PlatformCLI::5AepFIRST@acme.my.salesforce.com"
 
+CALLER = Principal(id="arn:aws:iam::123456789012:role/admin", kind="iam", scopes=frozenset())
+
 
 @pytest.fixture
 def world() -> OrgServices:
@@ -30,7 +33,7 @@ def world() -> OrgServices:
 def test_a_new_org_is_sealed_under_its_record_and_its_token_cached(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
     org, created = world.registration.register(
-        Registration(auth_url=SecretStr(AUTH_URL), alias="acme")
+        Registration(auth_url=SecretStr(AUTH_URL), alias="acme"), CALLER
     )
     assert created
     assert (org.username, org.org_type, org.status, org.version) == (
@@ -51,11 +54,11 @@ def test_registering_again_replaces_over_the_version_and_keeps_the_creation_time
     world: OrgServices,
 ) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST"), grant("00Dxx!SECOND")]
-    world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
+    world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)), CALLER)
     world.clock.advance(3600)
     second = "force://PlatformCLI::5AepSECOND@acme.my.salesforce.com"
     org, created = world.registration.register(
-        Registration(auth_url=SecretStr(second), is_default=True)
+        Registration(auth_url=SecretStr(second), is_default=True), CALLER
     )
     assert not created
     assert (org.version, org.created_at, org.updated_at) == (
@@ -69,7 +72,7 @@ def test_registering_again_replaces_over_the_version_and_keeps_the_creation_time
 
 def test_a_rotated_refresh_token_is_what_gets_stored(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST", refresh_token="5AepROTATED")]
-    org, _ = world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
+    org, _ = world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)), CALLER)
     assert org.auth_url is not None
     assert world.cipher.decrypt(credential_record(USER), org.auth_url) == (
         "force://PlatformCLI::5AepROTATED@acme.my.salesforce.com"
@@ -79,14 +82,16 @@ def test_a_rotated_refresh_token_is_what_gets_stored(world: OrgServices) -> None
 def test_a_rejected_auth_url_stores_nothing(world: OrgServices) -> None:
     world.salesforce.refreshes = [CredentialsRejected("invalid_grant")]
     with pytest.raises(InvalidAuthUrl):
-        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
+        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)), CALLER)
     assert (world.orgs.orgs, world.orgs.tokens) == ({}, {})
 
 
 def test_asking_for_a_dev_hub_that_is_not_one_stores_nothing(world: OrgServices) -> None:
     world.salesforce.refreshes = [grant("00Dxx!FIRST")]
     with pytest.raises(NotADevHub):
-        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL), is_dev_hub=True))
+        world.registration.register(
+            Registration(auth_url=SecretStr(AUTH_URL), is_dev_hub=True), CALLER
+        )
     assert (world.orgs.orgs, world.orgs.tokens) == ({}, {})
 
 
@@ -94,7 +99,7 @@ def test_a_dev_hub_and_a_scratch_org_are_typed_by_what_salesforce_says(world: Or
     world.salesforce.refreshes = [grant("00Dxx!HUB")]
     world.salesforce.dev_hub = True
     hub, _ = world.registration.register(
-        Registration(auth_url=SecretStr(AUTH_URL), is_dev_hub=True)
+        Registration(auth_url=SecretStr(AUTH_URL), is_dev_hub=True), CALLER
     )
     assert (hub.org_type, hub.is_dev_hub) == ("devhub", True)
     world.salesforce.dev_hub = False
@@ -102,7 +107,7 @@ def test_a_dev_hub_and_a_scratch_org_are_typed_by_what_salesforce_says(world: Or
         PRODUCTION, is_sandbox=True, trial_expiration_date="2026-12-10"
     )
     world.salesforce.refreshes = [grant("00Dxx!SCRATCH")]
-    scratch, _ = world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
+    scratch, _ = world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)), CALLER)
     assert scratch.org_type == "scratch"
 
 
@@ -118,6 +123,6 @@ def test_a_concurrent_registration_answers_conflict_and_caches_nothing(
 
     monkeypatch.setattr(world.orgs, "create", raced)
     with pytest.raises(Conflict):
-        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
+        world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)), CALLER)
     assert world.orgs.orgs[USER].alias == "theirs"
     assert world.orgs.tokens == {}

@@ -76,6 +76,12 @@ class PoolEmpty(BrokerError):
         super().__init__(f"Pool '{tag}' has no available scratch org")
 
 
+class OrgMismatch(BrokerError):
+    """The username is registered under another org id (e.g. after a sandbox refresh)."""
+
+    status, code = 409, "org_mismatch"
+
+
 class NotADevHub(BrokerError):
     status, code = 422, "not_a_dev_hub"
 

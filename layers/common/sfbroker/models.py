@@ -67,6 +67,13 @@ class RegisterOrgRequest(RequestModel):
     is_dev_hub: bool = False
     is_default: bool = False
     alias: str | None = Field(default=None, min_length=1, max_length=80, pattern=r"^[\w.@-]+$")
+    allow_org_change: bool = Field(
+        default=False,
+        description=(
+            "Let a registered username move to the org id Salesforce now reports (after a "
+            "sandbox refresh); without it such a registration answers 409 org_mismatch"
+        ),
+    )
 
 
 class Org(ApiModel):

@@ -37,8 +37,9 @@ def build_router(registrations: Provider[RegistrationService]) -> Router:
             is_dev_hub=body.is_dev_hub,
             is_default=body.is_default,
             alias=body.alias,
+            allow_org_change=body.allow_org_change,
         )
-        org, created = registrations().register(registration)
+        org, created = registrations().register(registration, current_principal(router))
         note_for_audit(
             router, action="org.register" if created else "org.replace", target=org.username
         )

@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from sfbroker.auth.principal import Principal
 from sfbroker.authurl import parse_auth_url
 from sfbroker.crypto import EnvelopeCipher
 from sfbroker.errors import (
     Conflict,
     CredentialsRejected,
+    Forbidden,
     InvalidAuthUrl,
     NotADevHub,
+    OrgMismatch,
     OrgNotFound,
 )
 from sfbroker.observability import logger
@@ -36,6 +39,7 @@ class Registration:
     is_dev_hub: bool = False
     is_default: bool = False
     alias: str | None = None
+    allow_org_change: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,14 @@ class RegistrationService:
     clock: Callable[[], datetime]
     environments: EnvironmentStore
 
-    def register(self, registration: Registration) -> tuple[OrgRecord, bool]:
+    def register(self, registration: Registration, caller: Principal) -> tuple[OrgRecord, bool]:
         """Register (or re-register) an org; returns the stored org and whether it is new.
 
-        Every Salesforce call happens before the first write, so a failure stores nothing.
+        Only Salesforce knows whose credential an auth URL is: once it has said, the
+        caller's org patterns must cover that username (else 403), and a username
+        registered under another org id moves only when the caller allows it (else 409).
+        Every Salesforce call and check happens before the first write, so a failure or a
+        refusal stores and changes nothing.
         """
         auth_url = parse_auth_url(registration.auth_url.get_secret_value())
         login_url = self.salesforce.login_url(auth_url)
@@ -68,9 +76,23 @@ class RegistrationService:
         is_dev_hub = self.salesforce.is_dev_hub(grant)
         if registration.is_dev_hub and not is_dev_hub:
             raise NotADevHub(f"'{user.username}' is not a Dev Hub org")
+        if not caller.may_touch(user.username):
+            raise Forbidden(
+                f"The auth URL belongs to '{user.username}', outside this token's org patterns"
+            )
 
         now = self.clock()
         existing = self.orgs.get(user.username)
+        if (
+            existing is not None
+            and existing.org_id != user.org_id
+            and not registration.allow_org_change
+        ):
+            raise OrgMismatch(
+                f"'{user.username}' is registered for org {existing.org_id}, but Salesforce now "
+                f"reports org {user.org_id} (a refreshed sandbox?): register again with "
+                '"allowOrgChange": true to move it'
+            )
         org = OrgRecord(
             username=user.username,
             org_id=user.org_id,
