@@ -20,6 +20,7 @@ from tests.support.salesforce import refresh_token_of
 from tests.support.token_api import TokenApi, bearer, create_token
 
 IAM_ADMIN = "arn:aws:iam::123456789012:role/ci"
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 ACME = {"username": "admin@acme.com"}
 
 
@@ -88,8 +89,10 @@ def test_every_audited_action_and_refusal_is_recorded_without_secrets(
         ("org.delete", "admin@acme.com", "success"),
     ]
     events = audit_items(broker)
-    by_token = {e["actor"] for e in events[3:6]}
+    by_token = {e["actor"] for e in events[3:5]}
     assert by_token == {token_target}
+    # The wrong secret was nobody's action: the token it claimed is named apart.
+    assert (events[5]["actor"], events[5]["claimedTokenId"]) == ("anonymous", token_id)
     assert {events[i]["actor"] for i in (0, 1, 2, 6, 7, 8)} == {IAM_ADMIN}
     assert events[4]["route"] == "DELETE /orgs/{username}"
     assert events[5]["reason"] == "authorizer: wrong_secret"
@@ -206,6 +209,7 @@ def test_reading_the_trail_filters_and_pages(broker: Broker) -> None:
         "sourceIp",
         "route",
         "reason",
+        "claimedTokenId",
     }
     by_target = read(target="b@acme.com")["events"]
     assert [(e["action"], e["outcome"]) for e in by_target] == [
@@ -229,3 +233,37 @@ def test_reading_the_trail_filters_and_pages(broker: Broker) -> None:
 
     bad = broker.call("GET", "/audit", query={"nextToken": "not-a-token"})
     assert (bad.status, bad.error) == (400, "invalid_request")
+
+
+def test_a_failed_authentication_names_the_token_it_claimed_never_as_actor(
+    broker: Broker,
+) -> None:
+    token_id, token = create_token(scopes=("orgs:read",))
+    api = TokenApi(broker)
+    assert api.call("GET", "/orgs", authorization=bearer(token[:-4] + "AAAA")).status == 401
+    (event,) = audit_items(broker)
+    assert event["actor"] == "anonymous"
+    assert event["claimedTokenId"] == token_id
+    assert event["reason"] == "authorizer: wrong_secret"
+    # The token's own actions are its own: no refusal is attributed to it.
+    assert not any(e["actor"] == f"apitoken:{token_id}" for e in audit_items(broker))
+    read = broker.call("GET", "/audit", query={"actor": "anonymous"}).body["events"]
+    assert [(e["actor"], e["claimedTokenId"]) for e in read] == [("anonymous", token_id)]
+
+
+def test_a_flood_of_junk_bearer_headers_cannot_fill_the_audit_table(broker: Broker) -> None:
+    api = TokenApi(broker)
+    ids = ["".join(BASE32[(n >> (5 * i)) & 31] for i in range(12)) for n in range(40)]
+    junk = [f"Bearer sfb_{token_id}_{'x' * 43}" for token_id in ids]
+    junk += ["Bearer nonsense", "Basic Zm9vOmJhcg=="] * 5
+    for header in junk:
+        assert api.call("GET", "/orgs", authorization=header).status == 401
+    events = audit_items(broker)
+    # Sampled: the first few refusals of each kind each minute are recorded in full...
+    kinds = {str(e["reason"]) for e in events}
+    assert kinds == {"authorizer: unknown_token", "authorizer: malformed"}
+    assert len(events) <= 2 * 2 * 3  # 2 kinds, a minute boundary at most, 3 each
+    # ...and every one is counted.
+    counted = scan(broker, "AUDITCOUNT#")
+    assert sum(int(c["refusals"]) for c in counted) == len(junk)
+    assert len(counted) <= 2 * 2

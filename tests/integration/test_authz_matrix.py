@@ -165,11 +165,13 @@ def authorization_headers(rule: Access) -> dict[str, str | None]:
     """One `Authorization` header per case, with tokens made for this route's rule."""
     needed = rule.scope or "orgs:read"
     unrelated = sorted(SCOPES - {needed, ADMIN_SCOPE})[0]
-    _, correct = create_token(scopes=(needed,), orgs=CORRECT_ORGS)
+    # An admin token carries no org patterns (refused at creation): it reaches every org.
+    correct_orgs, other_orgs = ((), ()) if needed == ADMIN_SCOPE else (CORRECT_ORGS, OTHER_ORGS)
+    _, correct = create_token(scopes=(needed,), orgs=correct_orgs)
     _, lacking = create_token(scopes=(unrelated,), orgs=CORRECT_ORGS)
-    _, elsewhere = create_token(scopes=(needed,), orgs=OTHER_ORGS)
-    _, expired = create_token(scopes=(needed,), orgs=CORRECT_ORGS, days_ago=2, expires_in_days=1)
-    revoked_id, revoked = create_token(scopes=(needed,), orgs=CORRECT_ORGS)
+    _, elsewhere = create_token(scopes=(needed,), orgs=other_orgs)
+    _, expired = create_token(scopes=(needed,), orgs=correct_orgs, days_ago=2, expires_in_days=1)
+    revoked_id, revoked = create_token(scopes=(needed,), orgs=correct_orgs)
     runtime.api_token_service().revoke(revoked_id, revoked_by="matrix")
     prefix, token_id, _ = correct.split("_", 2)
     return {

@@ -122,17 +122,17 @@ def test_a_valid_token_gets_the_whole_api_and_its_limits_as_context(table: Any) 
 
 
 @pytest.mark.parametrize(
-    ("event", "setup", "actor", "reason"),
+    ("event", "setup", "claimed", "reason"),
     [
-        ("request-no-authorization.json", {}, "anonymous", "missing"),
-        ("request-not-a-bearer-token.json", {}, "anonymous", "malformed"),
-        ("request-bearer-token.json", None, "apitoken:exampletoken", "unknown_token"),
-        ("request-bearer-token.json", {"revoked": True}, "apitoken:exampletoken", "revoked"),
-        ("request-bearer-token.json", {"expired": True}, "apitoken:exampletoken", "expired"),
+        ("request-no-authorization.json", {}, None, "missing"),
+        ("request-not-a-bearer-token.json", {}, None, "malformed"),
+        ("request-bearer-token.json", None, "exampletoken", "unknown_token"),
+        ("request-bearer-token.json", {"revoked": True}, "exampletoken", "revoked"),
+        ("request-bearer-token.json", {"expired": True}, "exampletoken", "expired"),
     ],
 )
 def test_refusals_are_401_and_audited_without_the_token(
-    table: Any, event: str, setup: dict[str, bool] | None, actor: str, reason: str
+    table: Any, event: str, setup: dict[str, bool] | None, claimed: str | None, reason: str
 ) -> None:
     if setup is not None:
         store_example_token(**setup)
@@ -140,11 +140,13 @@ def test_refusals_are_401_and_audited_without_the_token(
         run(load(event))
     assert str(refused.value) == "Unauthorized"  # API Gateway's cue for a 401
     (audited,) = audit_events(table)
+    # A refusal is nobody's action: the id it claimed is named apart, never as the actor.
     assert (audited["actor"], audited["action"], audited["outcome"]) == (
-        actor,
+        "anonymous",
         "request.denied",
         "denied",
     )
+    assert audited.get("claimedTokenId") == claimed
     assert audited["reason"] == f"authorizer: {reason}"
     assert audited["route"] == "POST /orgs/{username}/token"
     assert audited["sourceIp"] == "203.0.113.10"

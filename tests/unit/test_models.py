@@ -99,4 +99,5 @@ def test_an_audit_event_is_its_record_without_storage_fields() -> None:
         "sourceIp": None,
         "route": "DELETE /orgs/{username}",
         "reason": None,
+        "claimedTokenId": None,
     }

@@ -345,7 +345,7 @@ def test_every_table_grant_is_bound_to_partitions(template: dict[str, Any]) -> N
 
 
 # Partitions of the data table (ARCHITECTURE.md's storage table), one item of each.
-PARTITIONS = ("ORG#", "APITOKEN#", "AUDIT#", "POOL#", "ENV#")
+PARTITIONS = ("ORG#", "APITOKEN#", "AUDIT#", "AUDITCOUNT#", "POOL#", "ENV#")
 WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 READS = ("dynamodb:GetItem", "dynamodb:Query")
 ORG_RECORDS = {"ORG#": {*WRITES, *READS}, "AUDIT#": {"dynamodb:PutItem"}}
@@ -359,6 +359,7 @@ MAY = {
     "AuthorizerFunction": {
         "APITOKEN#": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # lastUsedAt only
         "AUDIT#": {"dynamodb:PutItem"},
+        "AUDITCOUNT#": {"dynamodb:UpdateItem"},  # refusals and ttl only
     },
     "AdminFunction": {
         "APITOKEN#": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},

@@ -178,11 +178,11 @@ def authorize_token(
         logger.info(
             "API token rejected", extra={"reason": rejected.reason, "token_id": rejected.token_id}
         )
-        trail.record_denial(
+        trail.record_failed_authentication(
             request_facts(event.raw_event),
-            actor=token_principal_id(rejected.token_id) if rejected.token_id else ANONYMOUS,
-            target=None,
-            reason=f"authorizer: {rejected.reason}",
+            reason=rejected.reason,
+            claimed_token_id=rejected.token_id,
+            kind=rejected.kind,
         )
         raise AuthorizerRefusal from None
     arn = parse_api_gateway_arn(event.method_arn)

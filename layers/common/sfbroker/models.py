@@ -299,6 +299,9 @@ class AuditEvent(ApiModel):
     source_ip: str | None
     route: str | None
     reason: str | None
+    claimed_token_id: str | None = Field(
+        default=None, description="A failed authentication: the token id it claimed"
+    )
 
 
 class AuditPage(ApiModel):

@@ -19,6 +19,10 @@ DEFAULT_EXPIRY_DAYS = 90
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+# Refusal reasons that mean the presented id is one of ours.
+NAMES_A_REAL_TOKEN = frozenset({"wrong_secret", "revoked", "expired"})
+
+
 class TokenRejected(Exception):
     """A presented token does not authenticate. `reason` is for the audit trail only: the
     caller is told nothing but 401."""
@@ -27,6 +31,14 @@ class TokenRejected(Exception):
         super().__init__(reason)
         self.reason = reason
         self.token_id = token_id
+
+    @property
+    def kind(self) -> str:
+        """What refusals are counted together: per real token it named, else per reason
+        (junk headers name random ids, which must not make a count each)."""
+        if self.reason in NAMES_A_REAL_TOKEN and self.token_id:
+            return f"{self.reason}#{self.token_id}"
+        return self.reason
 
 
 @dataclass(frozen=True)

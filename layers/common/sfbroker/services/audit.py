@@ -18,11 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
+from sfbroker.auth.principal import ANONYMOUS
 from sfbroker.errors import DependencyUnavailable, InvalidRequest
 from sfbroker.observability import logger
 from sfbroker.store.audit import AuditRecord, AuditStore, Outcome, audit_time
 
 DEFAULT_LOOKBACK = timedelta(days=1)
+# Failed authentications of one kind recorded as events per minute; the rest are counted.
+REFUSALS_RECORDED_PER_MINUTE = 3
 
 
 @dataclass(frozen=True)
@@ -111,16 +114,22 @@ class AuditTrail:
         target: str | None,
         outcome: Outcome,
         reason: str | None = None,
+        claimed_token_id: str | None = None,
     ) -> None:
         """Write one event now; `DependencyUnavailable` if it cannot be written."""
-        self.store.put(
-            self._event(
-                request, actor=actor, action=action, target=target, outcome=outcome, reason=reason
-            )
+        event = self._event(
+            request, actor=actor, action=action, target=target, outcome=outcome, reason=reason
         )
+        self.store.put(replace(event, claimed_token_id=claimed_token_id))
 
     def record_denial(
-        self, request: RequestFacts, *, actor: str, target: str | None, reason: str
+        self,
+        request: RequestFacts,
+        *,
+        actor: str,
+        target: str | None,
+        reason: str,
+        claimed_token_id: str | None = None,
     ) -> None:
         """Write a `request.denied` event; a failure is logged, never raised (the caller is
         being turned away either way)."""
@@ -132,9 +141,39 @@ class AuditTrail:
                 target=target,
                 outcome="denied",
                 reason=reason,
+                claimed_token_id=claimed_token_id,
             )
         except DependencyUnavailable:
             logger.warning("audit event of a denied request not written")
+
+    def record_failed_authentication(
+        self, request: RequestFacts, *, reason: str, claimed_token_id: str | None, kind: str
+    ) -> None:
+        """A refused bearer token: by nobody (`anonymous`), naming the id it claimed.
+
+        Every refusal is counted per minute and `kind`; only the first few of a kind each
+        minute become events, so a flood of junk headers cannot fill the audit table.
+        Failures to write are logged, never raised (the caller is turned away either way).
+        """
+        now = self._clock()
+        try:
+            seen = self.store.count_refusal(now, kind, now + self._retention)
+        except DependencyUnavailable:
+            logger.warning("failed authentication not counted")
+            return
+        if seen > REFUSALS_RECORDED_PER_MINUTE:
+            return
+        if seen == REFUSALS_RECORDED_PER_MINUTE:
+            logger.info(
+                "further failed authentications this minute are counted only", extra={"kind": kind}
+            )
+        self.record_denial(
+            request,
+            actor=ANONYMOUS,
+            target=None,
+            reason=f"authorizer: {reason}",
+            claimed_token_id=claimed_token_id,
+        )
 
     def begin(
         self, request: RequestFacts, *, actor: str, action: str, target: str | None

@@ -32,6 +32,8 @@ class AuditRecord:
     route: str | None
     reason: str | None
     expires_at: datetime
+    # A failed authentication names the token id it claimed here, never as `actor`.
+    claimed_token_id: str | None = None
 
     @property
     def sort_key(self) -> str:
@@ -72,9 +74,30 @@ class AuditStore:
                 "sourceIp": record.source_ip,
                 "route": record.route,
                 "reason": record.reason,
+                "claimedTokenId": record.claimed_token_id,
                 "ttl": epoch_seconds(record.expires_at),
             }
         )
+
+    def count_refusal(self, at: datetime, kind: str, expires_at: datetime) -> int:
+        """Count one refusal of `kind` in `at`'s minute; return that minute's count so far.
+
+        Counts live beside the trail (`AUDITCOUNT#<day>`, one item per minute and kind),
+        so a flood of refusals adds to a number instead of adding events.
+        """
+        minute = at.astimezone(UTC).replace(second=0, microsecond=0)
+        key = {
+            "PK": f"AUDITCOUNT#{minute.date().isoformat()}",
+            "SK": f"{audit_time(minute)}#{kind}",
+        }
+        counted = self._table.update(
+            key,
+            "ADD refusals :one SET #ttl = if_not_exists(#ttl, :ttl)",
+            values={":one": 1, ":ttl": epoch_seconds(expires_at)},
+            names={"#ttl": "ttl"},
+            return_updated=True,
+        )
+        return int(counted["refusals"])
 
     def day(
         self,
@@ -119,4 +142,5 @@ def _record_from(item: dict[str, Any]) -> AuditRecord:
         route=item.get("route"),
         reason=item.get("reason"),
         expires_at=from_epoch(item["ttl"]),
+        claimed_token_id=item.get("claimedTokenId"),
     )

@@ -115,15 +115,20 @@ class Table:
         values: Mapping[str, Any],
         names: Mapping[str, str] | None = None,
         condition: str | None = None,
-    ) -> None:
+        return_updated: bool = False,
+    ) -> dict[str, Any]:
+        """Update one item; with `return_updated`, return the attributes it changed."""
         request: dict[str, Any] = {
             "TableName": self.name,
             "Key": to_item(key),
             "UpdateExpression": expression,
         }
+        if return_updated:
+            request["ReturnValues"] = "UPDATED_NEW"
         _add_condition(request, condition, names, values)
         with _aws_errors():
-            self.client.update_item(**request)
+            answer = self.client.update_item(**request)
+        return from_item(answer.get("Attributes") or {})
 
     def delete(
         self,
