@@ -283,3 +283,66 @@ def test_a_corrupt_cached_token_is_a_cache_miss(
     assert (answer.status, answer.body.get("source")) == (200, "refresh"), answer.body
     assert salesforce.counts["oauth2/token"] == 1
     assert issue(broker).body["source"] == "cache"  # the fresh token replaced it
+
+
+def _during_the_refresh(
+    broker: Broker, salesforce: FakeSalesforceServer, meanwhile: object
+) -> Answer:
+    """Issue a token whose refresh stalls at Salesforce; run `meanwhile` while it does."""
+    import threading
+    import time
+
+    salesforce.faults.add(kind="timeout", endpoint="token", seconds=1.5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(issue, broker)
+        deadline = time.monotonic() + 10
+        while salesforce.counts["oauth2/token"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert salesforce.counts["oauth2/token"] == 1
+        assert threading.active_count() >= 2
+        meanwhile()  # type: ignore[operator]
+        return pending.result(timeout=30)
+
+
+def _token_item(broker: Broker) -> dict[str, object] | None:
+    got = broker.dynamodb.get_item(TableName=broker.table_name, Key=TOKEN_ITEM, ConsistentRead=True)
+    item: dict[str, object] | None = got.get("Item")
+    return item
+
+
+def test_a_delete_racing_a_refresh_leaves_no_sealed_token(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    drop_cached_token(broker)
+
+    def delete() -> None:
+        gone = broker.call("DELETE", "/orgs/{username}", path_params=USER)
+        assert gone.status == 204
+
+    _during_the_refresh(broker, salesforce, delete)
+    assert _token_item(broker) is None
+    assert [i for i in broker.table_items() if i["PK"]["S"] == "ORG#admin@acme.com"] == []
+
+
+def test_a_holder_that_lost_its_lease_never_overwrites_a_newer_token(
+    broker: Broker, salesforce: FakeSalesforceServer, registered: str
+) -> None:
+    newer = _token_item(broker)  # what "another instance" will have cached
+    assert newer is not None
+    drop_cached_token(broker)
+
+    def lease_taken_over_and_a_newer_token_cached() -> None:
+        # The stalled holder's lease expired; another instance took it, refreshed and
+        # cached its token. The org itself did not change (same version).
+        lease = {"PK": {"S": "ORG#admin@acme.com"}, "SK": {"S": "REFRESH"}}
+        broker.dynamodb.update_item(
+            TableName=broker.table_name,
+            Key=lease,
+            UpdateExpression="SET holder = :h",
+            ExpressionAttributeValues={":h": {"S": "another-instance"}},
+        )
+        broker.dynamodb.put_item(TableName=broker.table_name, Item=newer)
+
+    late = _during_the_refresh(broker, salesforce, lease_taken_over_and_a_newer_token_cached)
+    assert late.status == 200  # the caller still gets the token it waited for
+    assert _token_item(broker) == newer

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from sfbroker.authurl import AuthUrl
+from sfbroker.budget import new_budget
 from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
 from sfbroker.salesforce import (
     OrganizationInfo,
@@ -32,7 +33,8 @@ from sfbroker.store.table import ConditionFailed, epoch_seconds
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 TOKEN_TTL = timedelta(seconds=5400)
-LOCK_SECONDS = 20
+LOCK_SECONDS = 30
+BUDGET_SECONDS = 25
 
 
 class Clock:
@@ -45,6 +47,10 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+    def seconds(self) -> float:
+        """The clock as a monotonic one (a request's budget runs on it)."""
+        return (self.now - START).total_seconds()
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
@@ -138,8 +144,14 @@ class MemoryOrgStore(OrgStore):
         self.delete_token(username)
         self.leases.pop(username.lower(), None)
 
-    def put_token(self, token: CachedToken) -> None:
+    def put_token(
+        self, token: CachedToken, *, org_version: int, lease_holder: str | None = None
+    ) -> None:
         self.calls["put_token"] += 1
+        self._expect_version(token.username, org_version)
+        lease = self.leases.get(token.username.lower())
+        if lease_holder is not None and (lease is None or lease.holder != lease_holder):
+            raise ConditionFailed
         self.tokens[token.username.lower()] = token
 
     def delete_token(self, username: str) -> None:
@@ -298,6 +310,7 @@ class OrgServices:
             TokenPolicy(token_ttl=TOKEN_TTL, lock_seconds=LOCK_SECONDS),
             self.clock,
             self.clock.sleep,
+            lambda: new_budget(BUDGET_SECONDS, clock=self.clock.seconds),
         )
         self.registration = RegistrationService(
             self.orgs,

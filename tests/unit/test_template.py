@@ -303,12 +303,12 @@ def _grants(template: dict[str, Any], logical_id: str, service: str) -> list[dic
     [
         (
             "OrgsFunction",
-            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "ConditionCheckItem"},
             [{"Fn::GetAtt": ["Table", "Arn"]}],
         ),
         (
             "TokensFunction",
-            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "ConditionCheckItem"},
             [{"Fn::GetAtt": ["Table", "Arn"]}],
         ),
         (

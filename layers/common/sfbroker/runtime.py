@@ -136,6 +136,7 @@ def token_service() -> TokenService:
         ),
         utc_now,
         time.sleep,
+        request_budget,
         jit_exchange=jit_exchange,
     )
 
@@ -155,9 +156,9 @@ def environment_service() -> EnvironmentService:
     return EnvironmentService(environment_store(), org_store(), utc_now)
 
 
-def jit_exchange(org: OrgRecord) -> IssuedToken:
+def jit_exchange(org: OrgRecord, lease_holder: str) -> IssuedToken:
     """The token service's refresh of a JIT sandbox (bound late: JIT needs tokens too)."""
-    return jit_service().exchange(org)
+    return jit_service().exchange(org, lease_holder)
 
 
 @cache

@@ -125,7 +125,7 @@ class JitService:
         auth_url: SecretStr | None = None
         if with_auth_url:
             grant, auth, credential = self._exchange(org)
-            token = self._remember(org, grant, auth)
+            token = self._remember(org, grant, auth, lease_holder=None)
             if grant.refresh_token is None:
                 raise JitAuthFailed(sandbox_name, "Salesforce returned no refresh token")
             auth_url = SecretStr(
@@ -148,10 +148,11 @@ class JitService:
             sfdx_auth_url=auth_url,
         )
 
-    def exchange(self, org: OrgRecord) -> IssuedToken:
-        """Obtain and cache a token for a JIT sandbox (the token service's refresh)."""
+    def exchange(self, org: OrgRecord, lease_holder: str) -> IssuedToken:
+        """Obtain and cache a token for a JIT sandbox (the token service's refresh, under
+        its lease: cached only while `lease_holder` still holds it)."""
         grant, auth, _ = self._exchange(org)
-        return self._remember(org, grant, auth)
+        return self._remember(org, grant, auth, lease_holder=lease_holder)
 
     def _exchange(self, org: OrgRecord) -> tuple[TokenGrant, SandboxAuth, AuthUrl]:
         """Production token, readiness, `sandboxAuth`, authorization-code grant."""
@@ -189,14 +190,23 @@ class JitService:
         count("JitExchange")
         return grant, auth, credential
 
-    def _remember(self, org: OrgRecord, grant: TokenGrant, auth: SandboxAuth) -> IssuedToken:
+    def _remember(
+        self, org: OrgRecord, grant: TokenGrant, auth: SandboxAuth, *, lease_holder: str | None
+    ) -> IssuedToken:
         if not self.orgs.update_sandbox_location(
             org.username, grant.org_id, grant.instance_url, auth.login_url, self.clock()
         ):
             logger.warning(
                 "JIT registration gone during exchange", extra={"username": org.username}
             )
-        return self.tokens.remember(org.username, grant, source="jit", login_url=auth.login_url)
+        return self.tokens.remember(
+            org.username,
+            grant,
+            org_version=org.version,
+            lease_holder=lease_holder,
+            source="jit",
+            login_url=auth.login_url,
+        )
 
     def _production(self, username: str) -> OrgRecord:
         production = self.orgs.get(username)

@@ -119,7 +119,7 @@ class RegistrationService:
             ) from None
         # The access token just granted is as good as a refresh: cache it (this also
         # replaces a token the previous credential obtained).
-        self.tokens.remember(user.username, grant)
+        self.tokens.remember(user.username, grant, org_version=stored.version)
         logger.info(
             "org registered" if existing is None else "org credential replaced",
             extra={"username": org.username},

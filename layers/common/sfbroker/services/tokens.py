@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import SecretStr
 
 from sfbroker.authurl import parse_auth_url
+from sfbroker.budget import Budget
 from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
 from sfbroker.errors import (
     Conflict,
@@ -79,7 +80,8 @@ class TokenService:
     policy: TokenPolicy
     clock: Callable[[], datetime]
     sleep: Callable[[float], None]
-    jit_exchange: Callable[[OrgRecord], IssuedToken] | None = None
+    budget: Callable[[], Budget]
+    jit_exchange: Callable[[OrgRecord, str], IssuedToken] | None = None
     """How a JIT sandbox gets a token (`JitService.exchange`): through its production org."""
 
     def issue(
@@ -90,7 +92,8 @@ class TokenService:
         Reads the org; a cached token that will do is the answer. Otherwise takes the org's
         refresh lease and reads again (another holder may have finished between the read
         and the lease), then refreshes; or, while someone else holds the lease, waits with
-        backoff and reads again, until the lease's time is up.
+        backoff and reads again, as long as the request's time budget allows (503 after).
+        The lease outlives any holder's budget, so no two instances refresh at once.
         """
         if min_validity_seconds > self.policy.max_min_validity_seconds:
             # A token cannot promise more than its assumed lifetime: asking for more
@@ -107,7 +110,7 @@ class TokenService:
         asked_at = self.clock()
         min_validity = timedelta(seconds=min_validity_seconds)
         holder = uuid.uuid4().hex
-        deadline = asked_at + timedelta(seconds=self.policy.lock_seconds + 5)
+        budget = self.budget()
         pause = 0.05
         leased = False
         try:
@@ -117,13 +120,13 @@ class TokenService:
                 if cached := self._reusable(state, asked_at, min_validity, force_refresh):
                     return cached
                 if leased:
-                    return self._refresh(org)
+                    return self._refresh(org, holder)
                 leased = self.orgs.acquire_refresh_lock(
                     username, holder, self.clock(), self.policy.lock_seconds
                 )
                 if leased:
                     continue
-                if self.clock() > deadline:
+                if budget.remaining() <= pause:
                     raise DependencyUnavailable(
                         "Another refresh of this org is taking too long; try again"
                     )
@@ -163,9 +166,9 @@ class TokenService:
             force_refresh_limited=force_refresh and token.refreshed_at < asked_at,
         )
 
-    def _refresh(self, org: OrgRecord) -> IssuedToken:
+    def _refresh(self, org: OrgRecord, holder: str) -> IssuedToken:
         if org.is_jit_registration and self.jit_exchange is not None:
-            return self.jit_exchange(org)
+            return self.jit_exchange(org, holder)
         if org.auth_url is None:
             raise Conflict(f"Org '{org.username}' has no stored credential to refresh")
         auth_url = parse_auth_url(
@@ -181,11 +184,12 @@ class TokenService:
             count("OrgCredentialsInvalid")
             logger.warning("stored credential rejected", extra={"username": org.username})
             raise OrgCredentialsInvalid(org.username) from None
+        version = org.version
         if grant.refresh_token is not None:
-            self._persist_rotated(
+            version = self._persist_rotated(
                 org, auth_url.with_refresh_token(grant.refresh_token.get_secret_value()).reveal()
             )
-        issued = self.remember(org.username, grant)
+        issued = self.remember(org.username, grant, org_version=version, lease_holder=holder)
         count("TokenRefresh")
         return issued
 
@@ -193,12 +197,18 @@ class TokenService:
         self,
         username: str,
         grant: TokenGrant,
+        *,
+        org_version: int,
+        lease_holder: str | None = None,
         source: Literal["refresh", "jit"] = "refresh",
         login_url: str | None = None,
     ) -> IssuedToken:
         """Seal and cache a freshly granted access token (also used right after registration).
 
-        Only the access token is kept: a refresh token in `grant` is never cached.
+        Only the access token is kept: a refresh token in `grant` is never cached. Cached
+        only over the org version it was granted for and, under a lease, while the lease is
+        still held: a DELETE, a new registration or a newer holder wins, and the token is
+        then only answered, not cached.
         """
         now = self.clock()
         token = CachedToken(
@@ -212,7 +222,10 @@ class TokenService:
             expires_at=(min(grant.issued_at, now) + self.policy.token_ttl).replace(microsecond=0),
             refreshed_at=now,
         )
-        self.orgs.put_token(token)
+        try:
+            self.orgs.put_token(token, org_version=org_version, lease_holder=lease_holder)
+        except ConditionFailed:
+            logger.warning("fresh token not cached: superseded", extra={"username": username})
         return IssuedToken(
             access_token=grant.access_token,
             instance_url=token.instance_url,
@@ -223,14 +236,19 @@ class TokenService:
             login_url=login_url,
         )
 
-    def _persist_rotated(self, org: OrgRecord, auth_url: str) -> None:
-        """Salesforce rotated the refresh token: the old one is dead, store the new one now."""
+    def _persist_rotated(self, org: OrgRecord, auth_url: str) -> int:
+        """Salesforce rotated the refresh token: the old one is dead, store the new one now.
+
+        Returns the org's version after the write (unchanged if it was superseded).
+        """
         envelope = self.cipher.encrypt(credential_record(org.username), auth_url)
         try:
             self.orgs.update_auth_url(org.username, envelope, org.version, self.clock())
         except ConditionFailed:
             # Re-registered meanwhile: the new registration's credential wins.
             logger.warning("rotated refresh token superseded", extra={"username": org.username})
+            return org.version
+        return org.version + 1
 
 
 def _usable_org(state: OrgState, username: str) -> OrgRecord:

@@ -195,8 +195,22 @@ class OrgStore:
         self.delete_token(username)
         self._table.delete(org_key(username, REFRESH))
 
-    def put_token(self, token: CachedToken) -> None:
-        self._table.put(
+    def put_token(
+        self, token: CachedToken, *, org_version: int, lease_holder: str | None = None
+    ) -> None:
+        """Cache a token, only while the org is still at `org_version` and, for a refresh,
+        while `lease_holder` still holds its lease; `ConditionFailed` otherwise.
+
+        A DELETE (or a new registration) during a refresh wins: no sealed token is left
+        behind. A holder whose lease expired and was taken never overwrites the newer
+        token of the instance that took it.
+        """
+        checks: list[tuple[dict[str, str], str, dict[str, Any]]] = [
+            (org_key(token.username), "version = :v", {":v": org_version})
+        ]
+        if lease_holder is not None:
+            checks.append((org_key(token.username, REFRESH), "holder = :h", {":h": lease_holder}))
+        self._table.put_if(
             {
                 **org_key(token.username, TOKEN),
                 "token": token.envelope,
@@ -206,7 +220,8 @@ class OrgStore:
                 "expiresAt": epoch_seconds(token.expires_at),
                 "refreshedAt": epoch_seconds(token.refreshed_at),
                 "ttl": epoch_seconds(token.expires_at),
-            }
+            },
+            checks,
         )
 
     def delete_token(self, username: str) -> None:

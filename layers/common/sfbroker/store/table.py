@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -130,6 +130,28 @@ class Table:
             answer = self.client.update_item(**request)
         return from_item(answer.get("Attributes") or {})
 
+    def put_if(
+        self,
+        item: Mapping[str, Any],
+        checks: Sequence[tuple[Mapping[str, str], str, Mapping[str, Any]]],
+    ) -> None:
+        """Put `item` only if every (key, condition, values) check holds on its item, in
+        one transaction; `ConditionFailed` if one does not."""
+        request = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.name,
+                    "Key": to_item(key),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": to_item(values),
+                }
+            }
+            for key, condition, values in checks
+        ]
+        request.append({"Put": {"TableName": self.name, "Item": to_item(item)}})
+        with _aws_errors():
+            self.client.transact_write_items(TransactItems=request)  # type: ignore[arg-type]
+
     def delete(
         self,
         key: Mapping[str, str],
@@ -164,11 +186,24 @@ def _aws_errors() -> Iterator[None]:
     try:
         yield
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if _condition_failed(error):
             raise ConditionFailed from None
         raise DependencyUnavailable("The database is unavailable") from error
     except BotoCoreError as error:
         raise DependencyUnavailable("The database is unavailable") from error
+
+
+def _condition_failed(error: ClientError) -> bool:
+    """A lost condition: of a write, or of a transaction (not a conflict or a limit)."""
+    code = error.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons") or []
+    if reasons:
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return "ConditionalCheckFailed" in str(error.response["Error"].get("Message", ""))
 
 
 def _plain(value: Any) -> Any:
