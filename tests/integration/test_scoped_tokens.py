@@ -163,3 +163,30 @@ def test_a_username_now_in_another_org_is_409_unless_allowed(
         "POST", "/orgs", json_body={"sfdxAuthUrl": salesforce.state.mint_auth_url("admin@acme.com")}
     )
     assert again.status == 200
+
+
+# ---------------------------------------------------------------- 12: one username form
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/orgs/{username}"),
+        ("DELETE", "/orgs/{username}"),
+        ("POST", "/orgs/{username}/token"),
+    ],
+)
+def test_a_username_in_a_path_has_one_form_the_iam_path_and_the_api_agree_on(
+    broker: Broker, salesforce: FakeSalesforceServer, acme: str, method: str, path: str
+) -> None:
+    """An IAM Deny on `/orgs/admin@acme.com/*` must not be passed by `/orgs/ADMIN@acme.com`:
+    the API accepts only the normalised (lowercase) form the IAM resource path shows."""
+    assert broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": acme}).status == 201
+    salesforce.reset_counts()
+    for variant in ("ADMIN@acme.com", "Admin@Acme.com"):
+        answer = broker.call(method, path, path_params={"username": variant})
+        assert (answer.status, answer.error) == (400, "invalid_request"), answer.body
+        assert answer.body["details"][0]["field"] == "username"
+    assert salesforce.counts["oauth2/token"] == 0
+    assert len(org_items(broker)) == 2  # META and TOKEN: nothing deleted
+    assert broker.call(method, path, path_params=ACME).status in (200, 204)

@@ -201,6 +201,23 @@ def path_value(raw: str) -> str:
     return unquote(raw)
 
 
+def path_username(raw: str) -> str:
+    """A username path parameter, only in its normalised (lowercase) form.
+
+    Orgs are stored under the lowercase username, so `/orgs/ADMIN@acme.com` would reach
+    `admin@acme.com` while IAM compares the resource path as sent: a `Deny` on
+    `/orgs/admin@acme.com/*` would not match it. Accepting one form keeps the API and the
+    IAM resource path in agreement.
+    """
+    username = path_value(raw)
+    if username != username.lower():
+        raise InvalidRequest(
+            "The request is not valid",
+            details=[{"field": "username", "message": "must be lowercase, as stored"}],
+        )
+    return username
+
+
 def no_content() -> Response[Any]:
     """An empty 204 answer."""
     return Response(status_code=HTTPStatus.NO_CONTENT, body=None)

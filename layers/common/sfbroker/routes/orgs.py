@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from sfbroker.http import current_principal, no_content, note_for_audit, path_value
+from sfbroker.http import current_principal, no_content, note_for_audit, path_username
 from sfbroker.models import Org, OrgList, OrgType, RegisterOrgRequest
 from sfbroker.routes import Provider
 from sfbroker.services.registration import Registration, RegistrationService
@@ -60,7 +60,7 @@ def build_router(registrations: Provider[RegistrationService]) -> Router:
 
     @router.get("/orgs/<username>", tags=["orgs"], summary="Read one registered org")
     def get_org(username: Username) -> Org:
-        return Org.of(registrations().get(path_value(username)))
+        return Org.of(registrations().get(path_username(username)))
 
     @router.delete(
         "/orgs/<username>",
@@ -75,7 +75,7 @@ def build_router(registrations: Provider[RegistrationService]) -> Router:
             Query(description="Also forget the JIT sandboxes registered under this org"),
         ] = False,
     ) -> Response[Any]:
-        registrations().delete(path_value(username), cascade=cascade)
+        registrations().delete(path_username(username), cascade=cascade)
         return no_content()
 
     return router

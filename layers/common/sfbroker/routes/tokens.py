@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from sfbroker.http import path_value
+from sfbroker.http import path_username
 from sfbroker.models import AccessToken, IssueTokenRequest
 from sfbroker.routes import Provider
 from sfbroker.services.tokens import TokenService
@@ -23,7 +23,7 @@ def build_router(tokens: Provider[TokenService]) -> Router:
     ) -> AccessToken:
         options = body or IssueTokenRequest()
         issued = tokens().issue(
-            path_value(username),
+            path_username(username),
             min_validity_seconds=options.min_validity_seconds,
             force_refresh=options.force_refresh,
         )
