@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -58,6 +60,25 @@ def load_handler(code_uri: str, handler: str, environment: int = 0) -> Handler:
     return entry
 
 
+_idle: dict[tuple[str, str], list[int]] = defaultdict(list)
+_started: dict[tuple[str, str], int] = defaultdict(int)
+_environments = threading.Lock()
+
+
 def invoke(code_uri: str, handler: str, event: dict[str, Any], function_name: str) -> Any:
-    """Call a handler with `event` and a fresh context."""
-    return load_handler(code_uri, handler)(event, LocalContext(function_name=function_name))
+    """Call a handler with `event` and a fresh context, as Lambda does: an execution
+    environment handles one event at a time (Powertools' resolver holds the current event
+    and its context), so concurrent calls each get an idle environment or a new one."""
+    key = (code_uri, handler)
+    with _environments:
+        if _idle[key]:
+            environment = _idle[key].pop()
+        else:
+            environment = _started[key]
+            _started[key] += 1
+    try:
+        entry = load_handler(code_uri, handler, environment)
+        return entry(event, LocalContext(function_name=function_name))
+    finally:
+        with _environments:
+            _idle[key].append(environment)

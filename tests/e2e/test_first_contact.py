@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -151,13 +152,27 @@ def test_a_forced_refresh_within_the_limit_says_it_came_from_the_cache(
 # --- item 9: one timestamp format everywhere ---------------------------------------------
 
 
+def _forget_cached_token(local_stack: LocalStack, username: str) -> None:
+    """Delete the org's cached access token from the stack's table (local AWS)."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{local_stack.ports['aws']}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    (table,) = dynamodb.list_tables()["TableNames"]
+    key = {"PK": {"S": f"ORG#{username}"}, "SK": {"S": "TOKEN"}}
+    dynamodb.delete_item(TableName=table, Key=key)
+
+
 def test_expires_at_has_one_format_from_a_refresh_and_from_the_cache(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
-    # More validity than a cached token can have: the broker must refresh.
-    refreshed = _json(
-        run_sfbroker(local_stack, tmp_path, ["token", PRODUCTION, "--min-validity", "7200"]).stdout
-    )
+    # No cached token: the broker must refresh. (minValiditySeconds cannot force a
+    # refresh any more: it is at most the token lifetime minus 600 s.)
+    _forget_cached_token(local_stack, PRODUCTION)
+    refreshed = _json(run_sfbroker(local_stack, tmp_path, ["token", PRODUCTION]).stdout)
     cached = _json(run_sfbroker(local_stack, tmp_path, ["token", PRODUCTION]).stdout)
 
     assert (refreshed["source"], cached["source"]) == ("refresh", "cache")

@@ -132,6 +132,10 @@ def test_usernames_are_matched_case_insensitively(
     broker: Broker, salesforce: FakeSalesforceServer, acme: str
 ) -> None:
     register(broker, acme)
-    answer = broker.call("GET", "/orgs/{username}", path_params={"username": "Admin@ACME.com"})
+    # Matched case-insensitively by the store, but a path names an org in one form only
+    # (lowercase): otherwise an IAM Deny on /orgs/admin@acme.com would not cover it.
+    mixed = broker.call("GET", "/orgs/{username}", path_params={"username": "Admin@ACME.com"})
+    assert (mixed.status, mixed.error) == (400, "invalid_request")
+    answer = broker.call("GET", "/orgs/{username}", path_params={"username": "admin@acme.com"})
     assert answer.status == 200
     assert answer.body["username"] == "admin@acme.com"

@@ -1227,3 +1227,9 @@ def test_lease_without_wait_is_not_queued(broker_env: None) -> None:
         ExitCode.CONFLICT
     )
     assert transport.last_json() == {"ttlSeconds": 1800, "wait": False}
+
+
+def test_usernames_are_sent_lowercase_as_the_server_accepts_them() -> None:
+    transport = FakeTransport(Canned(body=TOKEN_BODY))
+    client_with(transport).issue_token("Admin@Acme.com", min_validity_seconds=600)
+    assert transport.last.path_url == "/v1/orgs/admin%40acme.com/token"

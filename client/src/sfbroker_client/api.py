@@ -102,7 +102,7 @@ class BrokerClient:
         body: JsonObject = {"forceRefresh": force_refresh}
         if min_validity_seconds is not None:
             body["minValiditySeconds"] = min_validity_seconds
-        return self._request("POST", f"/orgs/{_segment(username)}/token", body=body)
+        return self._request("POST", f"/orgs/{_username(username)}/token", body=body)
 
     def list_orgs(
         self, *, org_type: str | None = None, is_dev_hub: bool | None = None
@@ -117,7 +117,7 @@ class BrokerClient:
 
     def get_org(self, username: str) -> JsonObject:
         """`GET /orgs/{username}`: one registered org (never a credential)."""
-        return self._request("GET", f"/orgs/{_segment(username)}")
+        return self._request("GET", f"/orgs/{_username(username)}")
 
     def register_org(
         self,
@@ -270,9 +270,11 @@ class BrokerClient:
         return parsed
 
 
-def _segment(value: str) -> str:
-    # Usernames contain "@" (and may contain "/"): one encoded path segment each.
-    return quote(value, safe="")
+def _username(value: str) -> str:
+    """A username as the server accepts it in a path: lowercase (Salesforce usernames are
+    case-insensitive; the server refuses other forms so IAM policies see one spelling),
+    one encoded segment (usernames contain "@" and may contain "/")."""
+    return quote(value.lower(), safe="")
 
 
 def _origin(url: str) -> str:
