@@ -313,7 +313,7 @@ def _grants(template: dict[str, Any], logical_id: str, service: str) -> list[dic
         ),
         (
             "SandboxesFunction",
-            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+            {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "ConditionCheckItem"},
             [{"Fn::GetAtt": ["Table", "Arn"]}],
         ),
     ],
