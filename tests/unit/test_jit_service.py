@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
+from sfbroker.auth.principal import Principal
 from sfbroker.errors import (
     CredentialsRejected,
     JitAuthFailed,
@@ -38,7 +39,8 @@ class JitWorld(OrgServices):
 def world() -> JitWorld:
     world = JitWorld()
     world.salesforce.refreshes = [grant("00Dxx!PROD")]
-    world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)))
+    admin = Principal(id="arn:aws:iam::123456789012:role/admin", kind="iam", scopes=frozenset())
+    world.registration.register(Registration(auth_url=SecretStr(AUTH_URL)), admin)
     world.salesforce.sandbox_statuses = {"uat": "Completed", "sit": "Processing"}
     return world
 

@@ -272,9 +272,13 @@ class BrokerClient:
 
 def _username(value: str) -> str:
     """A username as the server accepts it in a path: lowercase (Salesforce usernames are
-    case-insensitive; the server refuses other forms so IAM policies see one spelling),
-    one encoded segment (usernames contain "@" and may contain "/")."""
-    return quote(value.lower(), safe="")
+    case-insensitive; the server refuses other forms so IAM policies see one spelling)."""
+    return _segment(value.lower())
+
+
+def _segment(value: str) -> str:
+    # Usernames contain "@" (and may contain "/"): one encoded path segment each.
+    return quote(value, safe="")
 
 
 def _origin(url: str) -> str:
