@@ -25,7 +25,7 @@ TLS ?=
 BIND ?=
 PUBLIC_HOST ?=
 
-.PHONY: help run test lint fmt typecheck unit integration e2e sam-local validate-template bench clean admin-token
+.PHONY: help run test lint fmt typecheck unit integration e2e sam-local fuzz validate-template bench clean admin-token
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ e2e: $(VENV)/.installed $(NODE_TOOLS) ## End-to-end tests against the local stac
 
 sam-local: $(VENV)/.installed $(SAM_VENV)/.installed $(NODE_TOOLS) ## Every event through `sam local invoke` in a Lambda container, and a start-api smoke (tests/container)
 	SFBROKER_SAM_INVOKE=cli $(VENV)/bin/pytest tests/container -v
+
+fuzz: $(VENV)/.installed ## Long fuzz of both APIs (schemathesis, raw bodies, headers): FUZZ_EXAMPLES=100 per operation
+	SFBROKER_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),100) $(VENV)/bin/pytest tests/integration/test_fuzz_api.py -q
 
 bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json (BENCH_ARGS="--runs 3")
 	PYTHONPATH=layers/common $(PY) -m tests.bench $(BENCH_ARGS)

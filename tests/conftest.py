@@ -9,6 +9,9 @@ import pytest
 
 from local.ports import free_port
 
+# Every test's logs, answers, stored items and stack output are scanned for secrets.
+pytest_plugins = ["tests.support.secret_scan", "tests.support.run_summary"]
+
 
 @pytest.fixture(scope="session")
 def aws_credentials() -> None:

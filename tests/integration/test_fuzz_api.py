@@ -18,23 +18,33 @@ Three generators:
 - raw bodies (any bytes, any media type) for the routes that take a body;
 - any `Authorization` header, for every route.
 
-Bounded and reproducible: derandomized, a few dozen examples per operation, no
-deadline. Nothing leaves 127.0.0.1: the only Salesforce host the broker may call is
-the fake's `127.0.0.1:<port>`, so a fuzzed auth URL naming any other host is refused
-before a connection is made.
+Both APIs: the token API (bearer, the Lambda authorizer) and the IAM API (every request
+signed with SigV4 by `CurrentGateway` just before the gateway verifies it).
+
+Bounded and reproducible: derandomized, `SFBROKER_FUZZ_EXAMPLES` examples per operation
+(15 in `make test`, 100 in `make fuzz`), no deadline. `FUZZ_CASES` counts the requests
+sent per API; the run prints it. Nothing leaves 127.0.0.1: the only Salesforce host the
+broker may call is the fake's `127.0.0.1:<port>`, so a fuzzed auth URL naming any other
+host is refused before a connection is made.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
+import os
 import string
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import pytest
 import schemathesis
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sfbroker import errors, runtime
@@ -47,14 +57,20 @@ from werkzeug.test import Client
 from local import template as sam
 from local.apigw import GatewayApp
 from local.apigw.server import build_gateway
+from local.apigw.sigv4 import IamUser
 from local.fake_salesforce import start_fake_salesforce
+from local.stack import new_local_user
 from tests.support.broker import configure_handlers
+from tests.support.run_summary import report
 
 REGISTERED: Final = "admin@acme.com"
 # Stands for the fake's working auth URL, whose port is known only at run time: the
 # document offers it as an example and the test swaps in the real one before sending.
 AUTH_URL_PLACEHOLDER: Final = "force://PlatformCLI::5AepWORKINGAUTHURL@fake-salesforce.invalid"
-MAX_EXAMPLES: Final = 30
+MAX_EXAMPLES: Final = int(os.environ.get("SFBROKER_FUZZ_EXAMPLES", "15"))
+APIS: Final = ("bearer", "sigv4")
+# Requests sent by the generated-request test, per API ("bearer", "sigv4") and status.
+FUZZ_CASES: Final = Counter[tuple[str, int]]()
 
 SETTINGS: Final = settings(
     deadline=None,
@@ -120,13 +136,38 @@ class CurrentGateway:
 
     The schema is loaded at import (one test per operation) while each world is built by
     a fixture; schemathesis' own follow-up requests reach the same gateway through this.
+    With `signer` set, every request is signed with SigV4 first (the IAM API).
     """
 
     gateway: GatewayApp | None = None
+    signer: IamUser | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         assert self.gateway is not None, "no world is running"
+        if self.signer is not None:
+            sign(environ, self.signer)
         return self.gateway(environ, start_response)
+
+
+def sign(environ: dict[str, Any], user: IamUser) -> None:
+    """Sign a WSGI request in place, as an AWS SDK would sign what it sends (service
+    `execute-api`): the raw path and query, the host, the date, the exact body."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    host = environ.get("HTTP_HOST") or "localhost"
+    target = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+    request = AWSRequest(
+        method=environ["REQUEST_METHOD"],
+        url=f"http://{host}{target}",
+        data=body,
+        headers={"Host": host},
+    )
+    SigV4Auth(
+        Credentials(user.access_key_id, user.secret_access_key), "execute-api", "us-east-1"
+    ).add_auth(request)
+    environ["HTTP_HOST"] = host
+    environ["HTTP_AUTHORIZATION"] = request.headers["Authorization"]
+    environ["HTTP_X_AMZ_DATE"] = request.headers["X-Amz-Date"]
 
 
 CURRENT: Final = CurrentGateway()
@@ -160,6 +201,7 @@ class World:
 
     token: str
     auth_url: str
+    user: IamUser
 
     @property
     def headers(self) -> dict[str, str]:
@@ -167,10 +209,16 @@ class World:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What no answer may contain: the API token, its secret, the org's credential."""
+        """What no answer may contain: the API token, its secret, the org's credential,
+        the IAM user's secret key."""
         secret = self.token.split("_", 2)[2]  # sfb_<id>_<secret>; the id is no secret
         refresh_token = parse_auth_url(self.auth_url).refresh_token.get_secret_value()
-        return self.token, secret, self.auth_url, refresh_token
+        return self.token, secret, self.auth_url, refresh_token, self.user.secret_access_key
+
+    def headers_for(self, api: str) -> dict[str, str]:
+        """The bearer header (token API), or none: the gateway wrapper signs (IAM API)."""
+        CURRENT.signer = self.user if api == "sigv4" else None
+        return self.headers if api == "bearer" else {}
 
     def send(
         self,
@@ -199,6 +247,19 @@ class Answer:
     text: str
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fuzz_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    for api in APIS:
+        statuses = {status: n for (of, status), n in sorted(FUZZ_CASES.items()) if of == api}
+        if statuses:
+            report(
+                request.config,
+                f"fuzz [{api}]: {sum(statuses.values())} generated requests, answers by status "
+                f"{statuses}, {MAX_EXAMPLES} examples per operation",
+            )
+
+
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Iterator[World]:
     """Fresh tables and key on moto, the fake Salesforce, an admin token, an org registered."""
@@ -216,8 +277,9 @@ def world(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Iterator[World
         _, token = runtime.api_token_service().create(
             NewApiToken(name="fuzz", scopes=("admin",)), created_by="test_fuzz_api"
         )
-        CURRENT.gateway = build_gateway(template, users=[])
-        world = World(token.get_secret_value(), salesforce.state.mint_auth_url(REGISTERED))
+        user = new_local_user()
+        CURRENT.gateway = build_gateway(template, users=[user])
+        world = World(token.get_secret_value(), salesforce.state.mint_auth_url(REGISTERED), user)
         body = json.dumps({"sfdxAuthUrl": world.auth_url}).encode()
         registered = world.send(
             "POST",
@@ -230,6 +292,7 @@ def world(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Iterator[World
             yield world
         finally:
             CURRENT.gateway = None
+            CURRENT.signer = None
             runtime.reset()
 
 
@@ -267,22 +330,25 @@ def _auth_urls(case: schemathesis.Case[Any]) -> list[str]:
     return [sent] if isinstance(sent, str) and len(sent) >= 16 else []
 
 
+@pytest.mark.parametrize("api", APIS)
 @schema.parametrize()
 @SETTINGS
 def test_generated_requests_get_answers_of_the_contract(
-    case: schemathesis.Case[Any], world: World
+    case: schemathesis.Case[Any], world: World, api: str
 ) -> None:
     if isinstance(case.body, dict) and case.body.get("sfdxAuthUrl") == AUTH_URL_PLACEHOLDER:
         case.body["sfdxAuthUrl"] = world.auth_url
-    response = case.call(headers=world.headers)
+    headers = world.headers_for(api)
+    response = case.call(headers=headers)
+    FUZZ_CASES[api, response.status_code] += 1
     answer = Answer(
-        label=case.as_curl_command(headers=world.headers),  # the token is "[Filtered]"
+        label=f"[{api}] " + case.as_curl_command(headers=headers),  # token is "[Filtered]"
         status=response.status_code,
         headers={name: values[-1] for name, values in response.headers.items()},
         text=response.text,
     )
     assert_contract(answer, world, _auth_urls(case))
-    case.validate_response(response, headers=world.headers)
+    case.validate_response(response, headers=headers)
     if (case.method, case.path, answer.status) == ("GET", "/openapi.json", 200):
         assert json.loads(answer.text) == openapi_document()  # what was fuzzed is served
 

@@ -20,6 +20,7 @@ import requests
 
 from local.ports import free_port
 from local.stack import FAKE_SALESFORCE_VARIABLE, READY_LINE
+from tests.support.secret_scan import observe_stack_output
 
 
 class StackFailed(RuntimeError):
@@ -101,6 +102,13 @@ class LocalStack:
         return found
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        try:
+            return self._stop(signum, timeout)
+        finally:
+            observe_stack_output("local stack stdout", self.stdout())
+            observe_stack_output("local stack stderr", self.stderr())
+
+    def _stop(self, signum: int, timeout: float) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signum)
             try:
