@@ -66,7 +66,14 @@ _HTTP_500 = RestError(
     "1234567890-12345 (-1234567890)",
 )
 _HTTP_503 = RestError(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
+_HTTP_429 = RestError(
+    429, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded or too many requests"
+)
 _TRUNCATED_JSON = b'{"access_token": "00D'
+_MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Salesforce - Maintenance</title></head>"
+    b"<body><h1>Down for maintenance</h1><p>We'll be back shortly.</p></body></html>"
+)
 
 
 class FakeSalesforceApp:
@@ -136,6 +143,10 @@ class FakeSalesforceApp:
                 return rest_error_response(_HTTP_500)
             case FaultKind.HTTP_503:
                 return rest_error_response(_HTTP_503)
+            case FaultKind.HTTP_429:
+                return rest_error_response(_HTTP_429)
+            case FaultKind.HTML_ERROR:
+                return Response(_MAINTENANCE_PAGE, status=503, content_type="text/html")
             case FaultKind.INVALID_GRANT | FaultKind.INVALID_SESSION:
                 if endpoint in {endpoints.TOKEN, endpoints.REVOKE}:
                     expired = OAuthError("invalid_grant", "expired access/refresh token")

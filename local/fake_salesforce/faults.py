@@ -14,6 +14,8 @@ class FaultKind(StrEnum):
 
     HTTP_500 = "http_500"  # 500 [{"errorCode": "UNKNOWN_EXCEPTION", …}]
     HTTP_503 = "http_503"  # 503 [{"errorCode": "SERVER_UNAVAILABLE", …}]
+    HTTP_429 = "http_429"  # 429 [{"errorCode": "REQUEST_LIMIT_EXCEEDED", …}]
+    HTML_ERROR = "html_error"  # 503 text/html: the maintenance page an edge proxy serves
     TIMEOUT = "timeout"  # sleep `seconds`, then answer normally
     # Do the work (a refresh rotates its token), then sleep `seconds` before answering:
     # the caller's read timeout loses an answer whose effect has already happened.

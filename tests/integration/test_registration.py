@@ -92,21 +92,6 @@ def test_re_registering_replaces_the_credential(
     assert salesforce.counts["oauth2/token"] == 0  # the registration's token is reused
 
 
-def test_nothing_is_stored_when_salesforce_refuses_or_fails(
-    broker: Broker, salesforce: FakeSalesforceServer, acme: str
-) -> None:
-    salesforce.faults.add(kind="invalid_grant", endpoint="token")
-    refused = register(broker, acme)
-    assert (refused.status, refused.error) == (400, "invalid_auth_url")
-    salesforce.faults.add(kind="http_503", endpoint="userinfo", times=3)
-    down = register(broker, acme)
-    assert (down.status, down.error) == (502, "salesforce_error")
-    salesforce.faults.add(kind="malformed_json", endpoint="query")
-    garbled = register(broker, acme)
-    assert (garbled.status, garbled.error) == (502, "salesforce_error")
-    assert broker.table_items() == []
-
-
 def test_a_host_outside_the_allow_list_is_never_contacted(
     broker: Broker, salesforce: FakeSalesforceServer
 ) -> None:

@@ -165,34 +165,6 @@ def test_a_revoked_refresh_token_marks_the_org_invalid(
     assert salesforce.counts["oauth2/token"] == 1
 
 
-@pytest.mark.parametrize(
-    ("fault", "status", "code"),
-    [
-        ({"kind": "http_503", "times": 3}, 502, "salesforce_error"),
-        ({"kind": "http_500", "times": 3}, 502, "salesforce_error"),
-        ({"kind": "timeout", "times": 3, "seconds": 4}, 504, "salesforce_timeout"),
-        ({"kind": "malformed_json", "times": 1}, 502, "salesforce_error"),
-        ({"kind": "connection_reset", "times": 3}, 502, "salesforce_error"),
-    ],
-)
-def test_a_salesforce_outage_leaves_the_table_unchanged(
-    broker: Broker,
-    salesforce: FakeSalesforceServer,
-    registered: str,
-    fault: dict[str, object],
-    status: int,
-    code: str,
-) -> None:
-    drop_cached_token(broker)
-    before = broker.table_items()
-    salesforce.faults.add(endpoint="token", **fault)  # type: ignore[arg-type]
-    answer = issue(broker)
-    assert (answer.status, answer.error) == (status, code), answer.body
-    assert broker.table_items() == before
-    # Retries are bounded: one try plus SALESFORCE_MAX_RETRIES.
-    assert salesforce.counts["oauth2/token"] <= 3
-
-
 def test_transient_failures_are_retried_and_succeed(
     broker: Broker, salesforce: FakeSalesforceServer, registered: str
 ) -> None:

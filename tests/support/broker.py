@@ -150,6 +150,11 @@ class Broker:
             if not item["PK"]["S"].startswith("AUDIT#")
         ]
 
+    def snapshot(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The table's org data by (PK, SK): compare one taken before a failed write path
+        with one taken after."""
+        return {(item["PK"]["S"], item["SK"]["S"]): item for item in self.table_items()}
+
     def _assert_granted(self, function: str, calls: list[iam.Call]) -> None:
         """Every AWS call a function made is allowed by its role in template.yaml.
 

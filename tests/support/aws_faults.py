@@ -1,0 +1,112 @@
+"""AWS faults for the real boto3 clients, through botocore's own event system.
+
+A handler on a client's `before-send` event may answer a request itself instead of
+sending it (what botocore's Stubber does): `AwsFault` answers the chosen operations the
+way DynamoDB and KMS answer when they throttle, or fails the connection as when the
+endpoint is down. botocore then does what it always does with such an answer (parse it,
+retry it under the client's retry policy, raise `ClientError` / a connection error), so
+the broker's own error handling is what is tested. Nothing of ours is replaced.
+
+`CompetingWrite` is a conditional-check race made real: just before the broker's chosen
+write goes out, another writer changes the same item in the real table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
+from botocore.exceptions import EndpointConnectionError
+
+WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+
+
+class AwsFaultKind(StrEnum):
+    THROTTLED = "throttled"  # 400 ThrottlingException (KMS) / ProvisionedThroughputExceeded
+    UNAVAILABLE = "unavailable"  # the endpoint cannot be reached
+    INTERNAL_ERROR = "internal_error"  # 500 InternalServerError / KMSInternalException
+
+
+_THROTTLED = {
+    "dynamodb": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    "kms": "ThrottlingException",
+}
+_INTERNAL = {
+    "dynamodb": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+    "kms": "KMSInternalException",
+}
+
+
+class _Body:
+    """The `raw` of an AWSResponse: what botocore reads the body from."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+@dataclass
+class AwsFault:
+    """Fail every call of `operations` (all when empty) of one service with `kind`.
+
+    Register on a client with `fault.attach(client)`; `fired` counts the attempts it
+    answered (botocore's retries included).
+    """
+
+    service: str
+    kind: AwsFaultKind
+    operations: Collection[str] = ()
+    fired: int = 0
+    seen: list[str] = field(default_factory=list)
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register(f"before-send.{self.service}", self)
+
+    def detach(self, client: Any) -> None:
+        client.meta.events.unregister(f"before-send.{self.service}", self)
+
+    def __call__(self, request: AWSRequest, event_name: str, **_: Any) -> AWSResponse | None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if self.operations and operation not in self.operations:
+            return None
+        self.fired += 1
+        self.seen.append(operation)
+        if self.kind is AwsFaultKind.UNAVAILABLE:
+            raise EndpointConnectionError(endpoint_url=str(request.url))
+        status, error = (
+            (400, _THROTTLED[self.service])
+            if self.kind is AwsFaultKind.THROTTLED
+            else (500, _INTERNAL[self.service])
+        )
+        body = json.dumps({"__type": error, "message": "injected"}).encode()
+        headers = HTTPHeaders.from_pairs(
+            [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "fault")]
+        )
+        return AWSResponse(str(request.url), status, headers, _Body(body))
+
+
+@dataclass
+class CompetingWrite:
+    """Before the first `operation` of the broker on an item whose key matches `key`,
+    run `compete()` (a real write by another writer), once."""
+
+    operation: str
+    key: dict[str, Any]
+    compete: Callable[[], None]
+    done: bool = False
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register(f"before-call.dynamodb.{self.operation}", self)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        body = json.loads(params.get("body") or b"{}")
+        key = body.get("Key") or {k: body.get("Item", {}).get(k) for k in self.key}
+        if not self.done and key == self.key:
+            self.done = True
+            self.compete()
