@@ -51,9 +51,10 @@ SHAPES: Final = {
 # Known values shorter than this are not searched (they would match by chance).
 MIN_SECRET_LENGTH: Final = 12
 
+TOKEN_ROUTE: Final = ("POST", "/orgs/{username}/token")
 # (method, resource) -> JSON paths of the answer that carry a secret by contract (API.md).
 ALLOWED_FIELDS: Final[Mapping[tuple[str, str], frozenset[str]]] = {
-    ("POST", "/orgs/{username}/token"): frozenset({"accessToken"}),
+    TOKEN_ROUTE: frozenset({"accessToken"}),
     ("POST", "/api-tokens"): frozenset({"token"}),
     ("POST", "/sandboxes/{sandboxName}/auth"): frozenset({"accessToken", "sfdxAuthUrl"}),
     ("POST", "/pools/{tag}/fetch"): frozenset({"accessToken", "sfdxAuthUrl", "password"}),
@@ -136,6 +137,21 @@ class SecretScanner:
             body = json.dumps(parsed)
         headers = json.dumps([result.get("headers"), result.get("multiValueHeaders")])
         self.output(where, f"{result['statusCode']} {headers} {body}")
+
+    def printed(self, where: str, text: str) -> None:
+        """A test's captured stdout: when it is a token answer as the client CLI prints it
+        (`sfbroker token`, whose purpose that is), its allowed field is lifted as in the
+        route's answer; anything else is scanned whole."""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and {"accessToken", "instanceUrl"} <= value.keys():
+            kept, lifted = _lift(value, ALLOWED_FIELDS[TOKEN_ROUTE])
+            for secret in lifted:
+                self.secret(secret)
+            text = json.dumps(kept)
+        self.output(where, text)
 
     def hits(self) -> list[Hit]:
         """Every secret found in what was collected (known values and shapes)."""
@@ -238,7 +254,10 @@ def pytest_runtest_makereport(
     if call.when != "teardown":
         return report
     for when, key, content in item._report_sections:
-        SCANNER.output(f"captured {key} ({when})", content)
+        if key == "stdout":
+            SCANNER.printed(f"captured {key} ({when})", content)
+        else:
+            SCANNER.output(f"captured {key} ({when})", content)
     totals = item.config.stash[_totals]
     hits = SCANNER.hits()
     totals["tests"] += 1

@@ -65,3 +65,12 @@ def test_nested_allowed_fields_and_headers() -> None:
     result["headers"] = {"X-Debug": ACCESS_TOKEN}
     scanner.answer(event, result)
     assert len(scanner.hits()) == 2  # the shape and the now known value
+
+
+def test_the_client_cli_may_print_the_token_answer_and_only_that() -> None:
+    scanner = SecretScanner()
+    printed = json.dumps({"accessToken": ACCESS_TOKEN, "instanceUrl": "https://x"}, indent=2)
+    scanner.printed("stdout", printed)
+    assert scanner.hits() == []
+    scanner.printed("stdout", f"export TOKEN={ACCESS_TOKEN}")
+    assert {hit.kind for hit in scanner.hits()} == {"access token", "known secret"}
