@@ -60,6 +60,12 @@ class CallRecorder(list[iam.Call]):
         self.extend(iam.calls_of(service_name, operation, params))
 
 
+def drop_cached_token(broker: Broker, username: str) -> None:
+    """Delete an org's cached access token, so its next token request refreshes."""
+    key = {"PK": {"S": f"ORG#{username}"}, "SK": {"S": "TOKEN"}}
+    broker.dynamodb.delete_item(TableName=broker.table_name, Key=key)
+
+
 class CallCounter(Counter[str]):
     """Counts the AWS API calls a botocore client makes (`"dynamodb.Query"`, …)."""
 
