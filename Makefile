@@ -25,7 +25,7 @@ TLS ?=
 BIND ?=
 PUBLIC_HOST ?=
 
-.PHONY: help run test lint fmt typecheck unit integration e2e sam-local fuzz validate-template bench clean admin-token
+.PHONY: help run test lint fmt typecheck unit integration e2e sam-local fuzz soak validate-template bench clean admin-token
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ sam-local: $(VENV)/.installed $(SAM_VENV)/.installed $(NODE_TOOLS) ## Every even
 
 fuzz: $(VENV)/.installed ## Long fuzz of both APIs (schemathesis, raw bodies, headers): FUZZ_EXAMPLES=100 per operation
 	SFBROKER_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),100) $(VENV)/bin/pytest tests/integration/test_fuzz_api.py -q
+
+soak: $(VENV)/.installed ## 16 clients on the local stack for 5 minutes, random Salesforce faults (SECONDS=300 CLIENTS=16)
+	PYTHONPATH=layers/common $(PY) -m tests.soak --seconds $(or $(SECONDS),300) --clients $(or $(CLIENTS),16)
 
 bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json (BENCH_ARGS="--runs 3")
 	PYTHONPATH=layers/common $(PY) -m tests.bench $(BENCH_ARGS)

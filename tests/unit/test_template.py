@@ -608,3 +608,90 @@ def test_env_json_covers_every_function(specs: list[FunctionSpec]) -> None:
 
 def test_template_path_is_the_repo_template() -> None:
     assert load_template(Path(REPO_ROOT / "template.yaml")) == load_template()
+
+
+# ---------------------------------------------------------------- posture
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> set[tuple[str, str]]:
+    stats = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+    if "MetricName" in alarm:
+        stats.append(alarm)
+    return {(stat["Namespace"], stat["MetricName"]) for stat in stats}
+
+
+def test_alarms_cover_5xx_throttles_denials_and_invalid_credentials(
+    template: dict[str, Any],
+) -> None:
+    alarms = _alarms(template)
+    watched = set().union(*(_alarm_metrics(alarm) for alarm in alarms.values()))
+    assert watched == {
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/DynamoDB", "ReadThrottleEvents"),
+        ("AWS/DynamoDB", "WriteThrottleEvents"),
+        ("sfbroker", "AuthorizerDenied"),
+        ("sfbroker", "OrgCredentialsInvalid"),
+    }
+    # One 5xx alarm per API, named as the APIs are.
+    api_names = {
+        alarm["Dimensions"][0]["Value"]["Fn::Sub"]
+        for alarm in alarms.values()
+        if alarm.get("MetricName") == "5XXError"
+    }
+    assert api_names == {_resource(template, api)["Properties"]["Name"]["Fn::Sub"] for api in APIS}
+    # Every function's throttles count.
+    throttled = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for alarm in alarms.values()
+        for m in alarm.get("Metrics", [])
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "Throttles"
+    }
+    assert throttled == {spec.logical_id for spec in functions(template)}
+
+
+def test_the_business_metrics_alarmed_on_are_emitted_by_the_code(
+    template: dict[str, Any],
+) -> None:
+    source = "\n".join(
+        path.read_text() for path in (REPO_ROOT / "layers/common/sfbroker").rglob("*.py")
+    )
+    for alarm in _alarms(template).values():
+        if alarm.get("Namespace") == "sfbroker":
+            assert f'count("{alarm["MetricName"]}")' in source
+            assert alarm["Dimensions"] == [{"Name": "service", "Value": "sfbroker"}]
+
+
+def test_alarms_notify_the_topic_only_when_one_is_given(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    for alarm in _alarms(template).values():
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["AlarmTopicGiven", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+
+
+def test_a_web_acl_guards_both_api_stages_when_given(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["WebAclArn"]["Default"] == ""
+    associations = {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::WAFv2::WebACLAssociation"
+    }
+    assert {a["Condition"] for a in associations.values()} == {"WebAclGiven"}
+    stages = {
+        resolve(a["Properties"]["ResourceArn"], REFS, template=template)
+        for a in associations.values()
+    }
+    assert stages == {
+        f"arn:aws:apigateway:us-east-1::/restapis/{REFS[api]}/stages/v1" for api in APIS
+    }
+    assert {a["DependsOn"] for a in associations.values()} == {f"{api}v1Stage" for api in APIS}

@@ -38,7 +38,7 @@ from sfbroker.auth.principal import (
 from sfbroker.auth.rules import Access
 from sfbroker.errors import BrokerError, DependencyUnavailable, Forbidden, Unauthorized
 from sfbroker.http import AUDIT_NOTE, AuditNote, as_broker_error
-from sfbroker.observability import logger
+from sfbroker.observability import count, logger
 from sfbroker.services.api_tokens import ApiTokenService, TokenRejected
 from sfbroker.services.audit import AuditTrail, RequestFacts
 
@@ -175,6 +175,7 @@ def authorize_token(
     try:
         token = tokens.authenticate(event.headers.get("Authorization"))
     except TokenRejected as rejected:
+        count("AuthorizerDenied")  # the AuthorizerDenialsAlarm watches it
         logger.info(
             "API token rejected", extra={"reason": rejected.reason, "token_id": rejected.token_id}
         )
