@@ -114,6 +114,12 @@ def test_every_domain_error_has_a_documented_status() -> None:
             assert cls.status in documented, cls
 
 
+@pytest.mark.parametrize("raw", ["a%00b", "a%0D%0Ab", "%1B%5B31m", "%E2%80%AEadmin", "a%E2%80%8Bb"])
+def test_path_values_with_control_or_format_characters_are_refused(raw: str) -> None:
+    with pytest.raises(errors.InvalidRequest):
+        path_value(raw)
+
+
 def test_path_values_are_decoded_once() -> None:
     assert path_value("admin%40acme.com") == "admin@acme.com"
     assert path_value("a%2540b") == "a%40b"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -196,9 +197,14 @@ def path_value(raw: str) -> str:
     """A path parameter as the client meant it.
 
     REST API proxy events keep `path` percent-encoded, and the resolver hands route
-    functions the raw segment (`admin%40acme.com`): decode it here, once.
+    functions the raw segment (`admin%40acme.com`): decode it here, once. Control and
+    format characters (NUL, CR/LF, ESC, bidi overrides) are no part of any name: 400,
+    before an error message could echo them into a log line or a terminal.
     """
-    return unquote(raw)
+    value = unquote(raw)
+    if any(unicodedata.category(char) in {"Cc", "Cf"} for char in value):
+        raise InvalidRequest("A path parameter contains control or format characters")
+    return value
 
 
 def path_username(raw: str) -> str:
