@@ -166,14 +166,22 @@ def test_a_refresh_salesforce_fails_changes_nothing_but_what_api_md_says(
 # --- AWS --------------------------------------------------------------------------------
 
 
+SANDBOX: Final = f"{USERNAME}.uat"
+REPO: Final = {"repository": "acme/app"}
+UAT: Final = {"name": "UAT"}
+DISPOSABLE: Final = "ops@globex.com"  # an org nothing points at: DELETE may remove it
+
+
 @dataclass
 class World:
-    """An org registered and an API token to delete: every route has something to act on."""
+    """Something for every route to act on: a production org with its JIT sandbox `uat`
+    (and `qa`, not yet registered), an environment `UAT` with a lease, an API token, and
+    an org nothing points at."""
 
     broker: Broker
     salesforce: FakeSalesforceServer
-    token_id: str = ""
-    auth_url: str = ""
+    token_id: str
+    lease_id: str
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,8 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
         200, lambda w: w.broker.call("GET", "/orgs/{username}", path_params=USER)
     ),
     ("DELETE", "/orgs/{username}"): RouteCall(
-        204, lambda w: w.broker.call("DELETE", "/orgs/{username}", path_params=USER)
+        204,
+        lambda w: w.broker.call("DELETE", "/orgs/{username}", path_params={"username": DISPOSABLE}),
     ),
     ("POST", "/orgs/{username}/token"): RouteCall(
         200, lambda w: w.broker.call("POST", "/orgs/{username}/token", path_params=USER)
@@ -213,13 +222,93 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
         lambda w: w.broker.call("DELETE", "/api-tokens/{id}", path_params={"id": w.token_id}),
     ),
     ("GET", "/audit"): RouteCall(200, lambda w: w.broker.call("GET", "/audit")),
+    ("POST", "/sandboxes"): RouteCall(
+        201,
+        lambda w: w.broker.call(
+            "POST", "/sandboxes", json_body={"sandboxName": "qa", "productionUsername": USERNAME}
+        ),
+    ),
+    ("POST", "/sandboxes/{sandboxName}/auth"): RouteCall(
+        200,
+        lambda w: w.broker.call(
+            "POST",
+            "/sandboxes/{sandboxName}/auth",
+            path_params={"sandboxName": "uat"},
+            json_body={"productionUsername": USERNAME},
+        ),
+    ),
+    ("POST", "/environments"): RouteCall(
+        201,
+        lambda w: w.broker.call(
+            "POST",
+            "/environments",
+            json_body={**REPO, "name": "QA", "category": "test", "username": SANDBOX},
+        ),
+    ),
+    ("GET", "/environments"): RouteCall(
+        200, lambda w: w.broker.call("GET", "/environments", query=REPO)
+    ),
+    ("GET", "/environments/{name}"): RouteCall(
+        200,
+        lambda w: w.broker.call(
+            "GET",
+            "/environments/{name}",
+            path_params=UAT,
+            query={**REPO, "authenticate": "true"},
+            headers={"Lease-Id": w.lease_id},
+        ),
+    ),
+    ("PATCH", "/environments/{name}"): RouteCall(
+        200,
+        lambda w: w.broker.call(
+            "PATCH",
+            "/environments/{name}",
+            path_params=UAT,
+            query=REPO,
+            json_body={"description": "changed"},
+        ),
+    ),
+    ("DELETE", "/environments/{name}"): RouteCall(
+        204,
+        lambda w: w.broker.call("DELETE", "/environments/{name}", path_params=UAT, query=REPO),
+    ),
+    ("POST", "/environments/{name}/leases"): RouteCall(
+        201,
+        lambda w: w.broker.call(
+            "POST",
+            "/environments/{name}/leases",
+            path_params=UAT,
+            query=REPO,
+            json_body={"ttlSeconds": 600, "wait": True},
+        ),
+    ),
+    ("GET", "/environments/{name}/leases/{leaseId}"): RouteCall(
+        200,
+        lambda w: w.broker.call(
+            "GET",
+            "/environments/{name}/leases/{leaseId}",
+            path_params={**UAT, "leaseId": w.lease_id},
+            query=REPO,
+        ),
+    ),
+    ("DELETE", "/environments/{name}/leases/{leaseId}"): RouteCall(
+        200,
+        lambda w: w.broker.call(
+            "DELETE",
+            "/environments/{name}/leases/{leaseId}",
+            path_params={**UAT, "leaseId": w.lease_id},
+            query=REPO,
+        ),
+    ),
 }
+# An error answer (ClientError after retries) for every call, a lost connection
+# (BotoCoreError after retries) for writes only: both error paths, and a write path that
+# reads fine and then cannot write.
 AWS_FAULTS: Final = [
     pytest.param("dynamodb", AwsFaultKind.THROTTLED, (), id="dynamodb-throttled"),
-    pytest.param("dynamodb", AwsFaultKind.UNAVAILABLE, (), id="dynamodb-unavailable"),
-    pytest.param("dynamodb", AwsFaultKind.INTERNAL_ERROR, WRITES, id="dynamodb-writes-fail"),
+    pytest.param("dynamodb", AwsFaultKind.UNAVAILABLE, WRITES, id="dynamodb-writes-unreachable"),
     pytest.param("kms", AwsFaultKind.THROTTLED, (), id="kms-throttled"),
-    pytest.param("kms", AwsFaultKind.UNAVAILABLE, (), id="kms-unavailable"),
+    pytest.param("kms", AwsFaultKind.UNAVAILABLE, (), id="kms-unreachable"),
 ]
 
 
@@ -235,12 +324,23 @@ def test_every_route_of_the_template_is_in_the_fault_matrix() -> None:
 
 @pytest.fixture
 def world(broker: Broker, salesforce: FakeSalesforceServer, acme: str) -> World:
+    state = salesforce.state
+    state.create_sandbox(USERNAME, "uat")
+    state.create_sandbox(USERNAME, "qa")
+    state.create_production_org(DISPOSABLE)
     assert register(broker, acme).status == 201
+    assert register(broker, state.mint_auth_url(DISPOSABLE)).status == 201
+    jit = {"sandboxName": "uat", "productionUsername": USERNAME}
+    assert broker.call("POST", "/sandboxes", json_body=jit).status == 201
+    environment = {**REPO, "name": "UAT", "category": "test", "username": SANDBOX}
+    assert broker.call("POST", "/environments", json_body=environment).status == 201
+    held = ROUTES["POST", "/environments/{name}/leases"].call(World(broker, salesforce, "", ""))
+    assert held.status == 201, held.body
     created = broker.call("POST", "/api-tokens", json_body={"name": "old", "scopes": ["admin"]})
     assert created.status == 201, created.body
     runtime.reset()  # a cold container: no data key cached, every path reaches KMS
     broker.watch_aws()
-    return World(broker, salesforce, token_id=created.body["id"], auth_url=acme)
+    return World(broker, salesforce, token_id=created.body["id"], lease_id=held.body["leaseId"])
 
 
 @pytest.mark.parametrize(("service", "kind", "operations"), AWS_FAULTS)

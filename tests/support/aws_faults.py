@@ -28,16 +28,11 @@ WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems",
 class AwsFaultKind(StrEnum):
     THROTTLED = "throttled"  # 400 ThrottlingException (KMS) / ProvisionedThroughputExceeded
     UNAVAILABLE = "unavailable"  # the endpoint cannot be reached
-    INTERNAL_ERROR = "internal_error"  # 500 InternalServerError / KMSInternalException
 
 
 _THROTTLED = {
     "dynamodb": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
     "kms": "ThrottlingException",
-}
-_INTERNAL = {
-    "dynamodb": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-    "kms": "KMSInternalException",
 }
 
 
@@ -79,16 +74,11 @@ class AwsFault:
         self.seen.append(operation)
         if self.kind is AwsFaultKind.UNAVAILABLE:
             raise EndpointConnectionError(endpoint_url=str(request.url))
-        status, error = (
-            (400, _THROTTLED[self.service])
-            if self.kind is AwsFaultKind.THROTTLED
-            else (500, _INTERNAL[self.service])
-        )
-        body = json.dumps({"__type": error, "message": "injected"}).encode()
+        body = json.dumps({"__type": _THROTTLED[self.service], "message": "injected"}).encode()
         headers = HTTPHeaders.from_pairs(
             [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "fault")]
         )
-        return AWSResponse(str(request.url), status, headers, _Body(body))
+        return AWSResponse(str(request.url), 400, headers, _Body(body))
 
 
 @dataclass
