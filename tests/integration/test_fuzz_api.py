@@ -35,7 +35,7 @@ import io
 import json
 import os
 import string
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -115,14 +115,16 @@ OPEN_ROUTES: Final = frozenset(route for route, rule in ROUTE_ACCESS.items() if 
 
 
 def _operations(*, with_body: bool = False) -> list[tuple[str, str]]:
-    """(method, path with the registered org / a token id filled in) of every operation."""
-    filled = {
-        "username": REGISTERED.replace("@", "%40"),
-        "id": "fuzzfuzzfuzz",
-        "sandboxName": "uat",
-        "name": "UAT",
-        "leaseId": "fuzzlease",
-    }
+    """(method, path with its parameters filled in) of every operation: the registered
+    org's username, the names the routes know; any other parameter (a pool tag, …) `fuzz`."""
+    filled = defaultdict(
+        lambda: "fuzz",
+        username=REGISTERED.replace("@", "%40"),
+        id="fuzzfuzzfuzz",
+        sandboxName="uat",
+        name="UAT",
+        leaseId="fuzzlease",
+    )
     return [
         (method.upper(), path.format_map(filled))
         for path, operations in openapi_document()["paths"].items()
