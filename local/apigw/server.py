@@ -80,7 +80,7 @@ class InProcessFunctions:
     def __call__(self, function_logical_id: str, event: dict[str, Any]) -> Any:
         """Invoke a function with ``event``; what it returns (or raises) comes back."""
         with self._environments[function_logical_id].acquire() as handler:
-            return handler(event, lambdas.LocalContext(function_name=function_logical_id))
+            return lambdas.run(handler, event, function_logical_id)
 
 
 def build_gateway(
