@@ -161,7 +161,8 @@ def _forget_cached_token(local_stack: LocalStack, username: str) -> None:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    (table,) = dynamodb.list_tables()["TableNames"]
+    # The broker's own table, not the pools' idempotency table beside it.
+    (table,) = [name for name in dynamodb.list_tables()["TableNames"] if "idempotency" not in name]
     key = {"PK": {"S": f"ORG#{username}"}, "SK": {"S": "TOKEN"}}
     dynamodb.delete_item(TableName=table, Key=key)
 

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 from sfbroker import __version__
 from sfbroker.http import build_resolver
 from sfbroker.models import ErrorBody
-from sfbroker.routes import admin, environments, meta, orgs, sandboxes, tokens
+from sfbroker.routes import admin, cleanup, environments, meta, orgs, pools, sandboxes, tokens
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -26,6 +26,8 @@ def openapi_document() -> dict[str, Any]:
         tokens.build_router(_not_served),
         sandboxes.build_router(_not_served),
         environments.build_router(_not_served, _not_served),
+        pools.build_router(_not_served),
+        cleanup.build_router(_not_served),
         admin.build_router(_not_served, _not_served, _not_served),
     )
     document: dict[str, Any] = app.get_openapi_schema(
