@@ -183,7 +183,7 @@ def test_the_token_api_authorizes_with_the_request_authorizer(template: dict[str
     authorizer = auth["Authorizers"]["ApiTokenAuthorizer"]
     assert authorizer["FunctionPayloadType"] == "REQUEST"
     # The alias: what SnapStart restores, and what every route invokes too.
-    assert authorizer["FunctionArn"] == {"Ref": "AuthorizerFunction.Alias"}
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
     assert authorizer["Identity"] == {
         "Headers": ["Authorization"],
         "ReauthorizeEvery": {"Ref": "AuthorizerCacheTtlSeconds"},
