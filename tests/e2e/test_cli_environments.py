@@ -48,7 +48,13 @@ def test_env_list_and_get_authenticate(local_stack: LocalStack, tmp_path: Path) 
     assert listed.returncode == 0, listed.stderr
     names = {e["name"]: e for e in json.loads(listed.stdout)["environments"]}
     assert names["UAT"]["username"] == SANDBOX
-    token = run_sfbroker(local_stack, tmp_path, ["env", "get", "UAT", *REPO, "--authenticate"])
+    # An environment of its own over the same JIT sandbox: the banner and README tours
+    # leave UAT leased (`env lease acquire UAT --ttl 60`) on the shared stack.
+    created = run_sfbroker(
+        local_stack, tmp_path, ["env", "create", "JitTour", *REPO, "--username", SANDBOX]
+    )
+    assert created.returncode == 0, created.stderr
+    token = run_sfbroker(local_stack, tmp_path, ["env", "get", "JitTour", *REPO, "--authenticate"])
     assert token.returncode == 0, token.stderr
     body = json.loads(token.stdout)
     assert body["username"] == SANDBOX
