@@ -148,6 +148,7 @@ def test_a_fetch_answers_what_sfp_prints_and_the_org_works(
     assert body["password"]
     assert body["instanceUrl"] == body["loginUrl"] == salesforce.base_url
     assert body["expirationDate"] == (salesforce.state.now() + timedelta(days=7)).date().isoformat()
+    assert {"accessToken", "expiresAt"}.isdisjoint(body)  # not null: left out (API.md)
     assert allocation(salesforce) == {org.user.username: "Assigned"}
     assert_consistent(broker, salesforce)
 
@@ -158,7 +159,7 @@ def test_access_token_format_keeps_the_auth_url_in_aws(
     (org,) = make_pool(salesforce, 1)
     answer = fetch(broker, format="accessToken")
     assert answer.status == 200, answer.body
-    assert answer.body["sfdxAuthUrl"] is None
+    assert "sfdxAuthUrl" not in answer.body  # instead of it, not beside it as null
     assert org.auth_url is not None
     assert org.auth_url not in (answer.raw or "")
     user = salesforce.state.authenticate(answer.body["accessToken"])

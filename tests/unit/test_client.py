@@ -5,10 +5,12 @@ records the prepared requests and answers with canned responses (a guard fails a
 that tries to connect). `--sf-login` runs a fake `sf` executable written to tmp_path.
 """
 
+import argparse
 import hashlib
 import hmac
 import io
 import json
+import re
 import shlex
 import socket
 import sys
@@ -139,7 +141,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "SFBROKER_TOKEN",
         "SFBROKER_SF_BIN",
         "SFBROKER_LEASE_ID",
+        "SFBROKER_IDEMPOTENCY_KEY",
         "GITHUB_REPOSITORY",
+        "GITHUB_RUN_ID",
+        "GITHUB_RUN_ATTEMPT",
+        "GITHUB_JOB",
+        "GITHUB_ACTION",
+        "CI_JOB_ID",
         "GITHUB_ENV",
         "GITHUB_OUTPUT",
         "SF_ACCESS_TOKEN",
@@ -1233,3 +1241,301 @@ def test_usernames_are_sent_lowercase_as_the_server_accepts_them() -> None:
     transport = FakeTransport(Canned(body=TOKEN_BODY))
     client_with(transport).issue_token("Admin@Acme.com", min_validity_seconds=600)
     assert transport.last.path_url == "/v1/orgs/admin%40acme.com/token"
+
+
+# --- scratch-org pools ---------------------------------------------------------------------
+
+PASSWORD = "pW9#scratch-password"
+SCRATCH_AUTH_URL = "force://PlatformCLI::5Aep861pool@scratch-1.my.salesforce.com"
+POOL_ORG = {
+    "tag": "ci",
+    "username": "test-xyz@example.com",
+    "orgId": "00D000000000009EAA",
+    "scratchOrgInfoId": "2SR000000000001AAA",
+    "loginUrl": "https://scratch-1.my.salesforce.com",
+    "instanceUrl": "https://scratch-1.my.salesforce.com",
+    "password": PASSWORD,
+    "sfdxAuthUrl": SCRATCH_AUTH_URL,
+    "expirationDate": "2026-12-10",
+}
+GITHUB_RUN = {
+    "GITHUB_RUN_ID": "7001",
+    "GITHUB_RUN_ATTEMPT": "1",
+    "GITHUB_JOB": "validate",
+    "GITHUB_ACTION": "__run_2",
+}
+
+
+def test_pool_list_asks_for_the_counts_of_the_tag(
+    broker_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    counts = {"tag": "ci", "devHubUsername": "hub@acme.com", "available": 3, "total": 4}
+    transport = FakeTransport(Canned(200, counts))
+
+    assert run_cli(transport, "pool", "list", "ci", "--dev-hub", "hub@acme.com") == ExitCode.OK
+
+    assert transport.last.method == "GET"
+    assert transport.last.path_url == "/v1/pools/ci?devHubUsername=hub%40acme.com"
+    assert json.loads(capsys.readouterr().out) == counts
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize("words", [("pool", "list", "ci"), ("pool", "cleanup", "ci")])
+def test_pool_listings_refuse_the_export_formats_before_any_request(
+    words: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport()
+
+    assert run_cli(transport, "--format", "env", *words) == ExitCode.USAGE
+
+    assert transport.sent == []
+    assert "is not meaningful" in capsys.readouterr().err
+
+
+def test_pool_fetch_derives_its_idempotency_key_from_the_github_run(
+    broker_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in GITHUB_RUN.items():
+        monkeypatch.setenv(name, value)
+    transport = FakeTransport(Canned(200, POOL_ORG), Canned(200, POOL_ORG))
+
+    # The step retried: the same run, attempt, job and step send the same key.
+    assert run_cli(transport, "pool", "fetch", "ci") == ExitCode.OK
+    assert run_cli(transport, "pool", "fetch", "ci") == ExitCode.OK
+
+    keys = [request.headers["Idempotency-Key"] for request in transport.sent]
+    assert keys == ["github:7001:1:validate:__run_2"] * 2
+    assert transport.last.method == "POST"
+    assert transport.last.path_url == "/v1/pools/ci/fetch"
+    assert transport.last_json() == {"format": "sfdxAuthUrl"}
+    captured = capsys.readouterr()
+    assert "sfbroker: Idempotency-Key: github:7001:1:validate:__run_2\n" in captured.err
+    assert json.loads(captured.out.split("\n}\n")[0] + "}") == POOL_ORG
+
+
+@pytest.mark.parametrize(
+    ("changed", "value"),
+    [("GITHUB_RUN_ATTEMPT", "2"), ("GITHUB_JOB", "deploy"), ("GITHUB_ACTION", "__run_3")],
+)
+def test_another_attempt_job_or_step_derives_another_key(
+    broker_env: None, monkeypatch: pytest.MonkeyPatch, changed: str, value: str
+) -> None:
+    for name, run_value in GITHUB_RUN.items():
+        monkeypatch.setenv(name, run_value)
+    transport = FakeTransport(Canned(200, POOL_ORG), Canned(200, POOL_ORG))
+    run_cli(transport, "pool", "fetch", "ci")
+    monkeypatch.setenv(changed, value)
+    run_cli(transport, "pool", "fetch", "ci")
+
+    first, second = (request.headers["Idempotency-Key"] for request in transport.sent)
+    assert first != second
+
+
+def test_gitlab_jobs_derive_a_key_and_an_unusable_one_is_hashed(
+    broker_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI_JOB_ID", "123456")
+    transport = FakeTransport(Canned(200, POOL_ORG), Canned(200, POOL_ORG))
+    run_cli(transport, "pool", "fetch", "ci")
+    assert transport.last.headers["Idempotency-Key"] == "gitlab:123456"
+
+    monkeypatch.setenv("CI_JOB_ID", "x" * 300)  # over the server's 200 characters
+    run_cli(transport, "pool", "fetch", "ci")
+    key = transport.last.headers["Idempotency-Key"]
+    digest = hashlib.sha256(("gitlab:" + "x" * 300).encode()).hexdigest()
+    assert key == f"gitlab:sha256:{digest}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "environment", "expected"),
+    [
+        (["--idempotency-key", "build-42"], GITHUB_RUN, "build-42"),
+        ([], {**GITHUB_RUN, "SFBROKER_IDEMPOTENCY_KEY": "from-env"}, "from-env"),
+        (["--no-idempotency-key"], {**GITHUB_RUN, "SFBROKER_IDEMPOTENCY_KEY": "x"}, None),
+        ([], {}, None),
+    ],
+    ids=["option", "environment", "none-asked", "not-a-ci"],
+)
+def test_an_explicit_key_wins_and_none_is_sent_when_there_is_none(
+    broker_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    environment: dict[str, str],
+    expected: str | None,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    transport = FakeTransport(Canned(200, POOL_ORG))
+
+    assert run_cli(transport, "pool", "fetch", "ci", *argv) == ExitCode.OK
+
+    assert transport.last.headers.get("Idempotency-Key") == expected
+    err = capsys.readouterr().err
+    assert ("a retry takes another org; pass --idempotency-key" in err) == (environment == {})
+
+
+def test_pool_fetch_access_token_from_a_named_dev_hub(broker_env: None) -> None:
+    transport = FakeTransport(Canned(200, {**POOL_ORG, "sfdxAuthUrl": None}))
+
+    code = run_cli(
+        transport, "pool", "fetch", "ci", "--access-token", "--dev-hub", "hub@acme.com",
+        "--idempotency-key", "k1",
+    )  # fmt: skip
+
+    assert code == ExitCode.OK
+    assert transport.last_json() == {"format": "accessToken", "devHubUsername": "hub@acme.com"}
+
+
+@pytest.mark.usefixtures("broker_env")
+@pytest.mark.parametrize("access_token", [False, True], ids=["auth-url", "access-token"])
+def test_pool_fetch_github_format_masks_password_auth_url_and_token_first(
+    github_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], access_token: bool
+) -> None:
+    answer = dict(POOL_ORG)
+    if access_token:
+        del answer["sfdxAuthUrl"]
+        answer.update(accessToken=ACCESS_TOKEN, expiresAt="2026-12-03T14:00:00Z")
+    secrets = [v for k, v in answer.items() if k in ("password", "sfdxAuthUrl", "accessToken")]
+    transport = FakeTransport(Canned(200, answer))
+
+    code = run_cli(transport, "--format", "github", "pool", "fetch", "ci", "--idempotency-key", "k")
+
+    assert code == ExitCode.OK
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(out[: len(secrets)]) == sorted(f"::add-mask::{s}" for s in secrets)
+    assert not any(s in line for line in out[len(secrets) :] for s in secrets)
+    exported = read_github_file(github_files[0])
+    assert exported["SF_USERNAME"] == "test-xyz@example.com"
+    assert exported["SF_PASSWORD"] == PASSWORD
+    assert exported["SF_LOGIN_URL"] == "https://scratch-1.my.salesforce.com"
+    assert exported["SF_EXPIRATION_DATE"] == "2026-12-10"
+    if access_token:
+        assert exported["SF_ACCESS_TOKEN"] == ACCESS_TOKEN
+        assert "SF_SFDX_AUTH_URL" not in exported
+    else:
+        assert read_github_file(github_files[1])["sfdx_auth_url"] == SCRATCH_AUTH_URL
+
+
+@pytest.mark.usefixtures("broker_env")
+def test_pool_fetch_sf_login_sends_the_auth_url_on_stdin_and_prints_no_secret(
+    fake_sf: FakeSf, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(Canned(200, POOL_ORG))
+
+    code = run_cli(
+        transport, "pool", "fetch", "ci", "--idempotency-key", "k", "--sf-login", "scratch",
+        "--sf-bin", str(fake_sf.path),
+    )  # fmt: skip
+
+    assert code == ExitCode.OK
+    record = fake_sf.record()
+    assert record["argv"][:4] == ["org", "login", "sfdx-url", "--sfdx-url-stdin"]
+    assert record["stdin"] == SCRATCH_AUTH_URL + "\n"
+    assert all(SCRATCH_AUTH_URL not in arg and PASSWORD not in arg for arg in record["argv"])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {
+        "username": "admin@acme.com",  # as the (fake) sf reported it
+        "instanceUrl": "https://scratch-1.my.salesforce.com",
+        "alias": "scratch",
+    }
+    assert SCRATCH_AUTH_URL not in captured.out + captured.err
+    assert PASSWORD not in captured.out + captured.err
+
+
+def test_an_empty_pool_is_exit_5_with_the_servers_message(
+    broker_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = {
+        "error": "pool_empty",
+        "message": "Pool 'ci' has no available scratch org",
+        "requestId": "r-9",
+    }
+    transport = FakeTransport(Canned(409, empty))
+
+    assert run_cli(transport, "pool", "fetch", "ci", "--idempotency-key", "k") == 5
+
+    assert capsys.readouterr() == (
+        "",
+        "sfbroker: Idempotency-Key: k\n"
+        "sfbroker: pool_empty: Pool 'ci' has no available scratch org (request r-9)\n",
+    )
+
+
+def test_pool_return_deletes_the_org_and_says_which(
+    broker_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(Canned(204))
+
+    assert run_cli(transport, "pool", "return", "ci", "Test-XYZ@example.com") == ExitCode.OK
+
+    assert transport.last.method == "DELETE"
+    assert transport.last.path_url == "/v1/pools/ci/orgs/test-xyz%40example.com"
+    assert json.loads(capsys.readouterr().out) == {"returned": "Test-XYZ@example.com", "tag": "ci"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "body"),
+    [
+        ([], {"dryRun": True}),
+        (["--dry-run"], {"dryRun": True}),
+        (
+            ["--no-dry-run", "--max-deletions", "3", "--dev-hub", "hub@acme.com"],
+            {"dryRun": False, "maxDeletions": 3, "devHubUsername": "hub@acme.com"},
+        ),
+    ],
+    ids=["default", "dry-run", "real"],
+)
+def test_pool_cleanup_is_a_dry_run_unless_asked(
+    broker_env: None, argv: list[str], body: dict[str, Any]
+) -> None:
+    report = {"dryRun": body["dryRun"], "candidates": [], "counts": {}, "overCap": 0}
+    transport = FakeTransport(Canned(200, report))
+
+    assert run_cli(transport, "pool", "cleanup", "ci", *argv) == ExitCode.OK
+
+    assert (transport.last.method, transport.last.path_url) == ("POST", "/v1/pools/ci/cleanup")
+    assert transport.last_json() == body
+
+
+def test_pool_fetch_help_explains_the_key_and_the_empty_pool(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["pool", "fetch", "--help"])
+    out = capsys.readouterr().out
+    for expected in ("GITHUB_RUN_ID", "CI_JOB_ID", "--no-idempotency-key", "pool_empty"):
+        assert expected in out
+
+
+def _readme_command_rows() -> dict[tuple[str, ...], str]:
+    """client/README.md's command table: the command words of each row (`a\\|b` is two)."""
+    readme = (Path(__file__).parents[2] / "client" / "README.md").read_text(encoding="utf-8")
+    rows: dict[tuple[str, ...], str] = {}
+    for row in readme.splitlines():
+        if not row.startswith("| `sfbroker "):
+            continue
+        words: list[str] = []
+        for word in row.split("`")[1].split()[1:]:
+            if not word.replace("\\|", "").isalpha() or not word.islower():
+                break
+            words.append(word)
+        *group, last = words
+        for name in last.split("\\|"):
+            rows[(*group, name)] = row
+    return rows
+
+
+def test_the_client_readme_lists_every_command_with_the_options_of_its_help() -> None:
+    from sfbroker_client.cli import COMMANDS
+
+    rows = _readme_command_rows()
+    assert set(rows) == {command.words for command in COMMANDS}
+    for command in COMMANDS:
+        parser = argparse.ArgumentParser()
+        command.arguments(parser)
+        options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+        if command.sf_login:
+            options.add("--sf-login")
+        documented = set(re.findall(r"--[a-z][a-z-]*", rows[command.words]))
+        assert options - {"--help"} <= documented, command.words

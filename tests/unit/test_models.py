@@ -101,3 +101,45 @@ def test_an_audit_event_is_its_record_without_storage_fields() -> None:
         "reason": None,
         "claimedTokenId": None,
     }
+
+
+def _pool_org(**credentials: object) -> models.PoolOrg:
+    return models.PoolOrg(
+        tag="ci",
+        username="test-xyz@example.com",
+        org_id=None,  # a row Salesforce has not filled in yet: null, not left out
+        scratch_org_info_id="2SR000000000001AAA",
+        login_url="https://scratch.my.salesforce.com",
+        instance_url="https://scratch.my.salesforce.com",
+        password=None,
+        expiration_date=NOW.date() + timedelta(days=7),
+        **credentials,  # type: ignore[arg-type]
+    )
+
+
+def test_a_pool_org_answer_leaves_out_what_its_format_does_not_give() -> None:
+    # API.md: `accessToken` + `expiresAt` *instead of* `sfdxAuthUrl`, never both, no nulls.
+    by_url = _pool_org(sfdx_auth_url="force://PlatformCLI::5Aep861x@scratch.my.salesforce.com")
+    by_token = _pool_org(access_token="00Dx!AQtoken", expires_at=NOW)
+
+    assert "sfdxAuthUrl" in by_url.answer()
+    assert {"accessToken", "expiresAt"}.isdisjoint(by_url.answer())
+    assert by_token.answer()["expiresAt"] == "2026-12-03T08:00:00Z"
+    assert "sfdxAuthUrl" not in by_token.answer()
+    for answer in (by_url.answer(), by_token.answer()):
+        assert answer["orgId"] is None
+        assert answer["password"] is None
+
+
+def test_the_openapi_document_says_the_credential_fields_are_optional_and_never_null() -> None:
+    from sfbroker.openapi import openapi_document
+
+    schema = openapi_document()["components"]["schemas"]["PoolOrg"]
+    for field in ("sfdxAuthUrl", "accessToken", "expiresAt"):
+        assert field not in schema["required"]
+        assert schema["properties"][field]["type"] == "string"
+        assert "anyOf" not in schema["properties"][field]
+    fetch = openapi_document()["paths"]["/pools/{tag}/fetch"]["post"]["responses"]["200"]
+    assert fetch["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PoolOrg"
+    }

@@ -219,6 +219,50 @@ class BrokerClient:
             query={"repository": repository},
         )
 
+    def pool_status(self, tag: str, *, dev_hub_username: str | None = None) -> JsonObject:
+        """`GET /pools/{tag}`: the pool's counts by allocation status (no secrets)."""
+        query = {"devHubUsername": dev_hub_username} if dev_hub_username else None
+        return self._request("GET", f"/pools/{_segment(tag)}", query=query)
+
+    def fetch_pool_org(
+        self,
+        tag: str,
+        *,
+        access_token: bool = False,
+        dev_hub_username: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JsonObject:
+        """`POST /pools/{tag}/fetch`: one scratch org of the pool, never another caller's.
+
+        With an `idempotency_key`, a retry gets the org of the first call. `access_token`
+        answers a token for the org instead of its auth URL (the URL stays in AWS).
+        """
+        body: JsonObject = {"format": "accessToken" if access_token else "sfdxAuthUrl"}
+        if dev_hub_username is not None:
+            body["devHubUsername"] = dev_hub_username
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._request("POST", f"/pools/{_segment(tag)}/fetch", body=body, headers=headers)
+
+    def return_pool_org(self, tag: str, username: str) -> JsonObject:
+        """`DELETE /pools/{tag}/orgs/{username}`: done with a fetched org (it is deleted)."""
+        return self._request("DELETE", f"/pools/{_segment(tag)}/orgs/{_username(username)}")
+
+    def clean_pool(
+        self,
+        tag: str,
+        *,
+        dry_run: bool = True,
+        max_deletions: int | None = None,
+        dev_hub_username: str | None = None,
+    ) -> JsonObject:
+        """`POST /pools/{tag}/cleanup`: the scheduled cleanup's report (a dry run by default)."""
+        body: JsonObject = {"dryRun": dry_run}
+        if max_deletions is not None:
+            body["maxDeletions"] = max_deletions
+        if dev_hub_username is not None:
+            body["devHubUsername"] = dev_hub_username
+        return self._request("POST", f"/pools/{_segment(tag)}/cleanup", body=body)
+
     def _request(
         self,
         method: str,

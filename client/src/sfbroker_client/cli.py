@@ -2,7 +2,9 @@
 
 import argparse
 import getpass
+import hashlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +58,7 @@ exit codes:
   3  authentication or authorization failed (401, 403; no AWS credentials for --iam)
   4  not found (404: org_not_found, ...)
   5  conflict or invalid state (409, 422: org_credentials_invalid means re-register;
-     lease_held; lease_wait_timeout when --wait ran out)
+     lease_held; lease_wait_timeout when --wait ran out; pool_empty: no org available)
   6  the server cannot be reached (DNS, refused, TLS, timeout)
   7  the Salesforce CLI login (--sf-login) failed
 """
@@ -70,11 +72,13 @@ examples:
   sfbroker --iam --format github token admin@acme.com.uat --sf-login uat
   sfbroker orgs list --org-type sandbox
   sfbroker orgs register --sfdx-auth-url-stdin --alias prod < auth-url.txt
+  sfbroker --iam --format github pool fetch ci --sf-login scratch
 
 environment:
   SFBROKER_URL      broker base URL (--url)
   SFBROKER_TOKEN    API token (--token)
   SFBROKER_SF_BIN   Salesforce CLI executable (--sf-bin), default: sf on PATH
+  SFBROKER_IDEMPOTENCY_KEY   pool fetch's --idempotency-key (else derived from the CI run)
   AWS_REGION, AWS_DEFAULT_REGION, and the standard AWS credential chain (--iam)
   GITHUB_ENV, GITHUB_OUTPUT   files written by --format github
 
@@ -348,7 +352,139 @@ def _release_lease(client: BrokerClient, args: argparse.Namespace) -> JsonObject
     return client.lease(args.name, _repository(args), args.lease_id, release=True)
 
 
-# The commands, in --help order. Pool commands join this table when their routes exist.
+# Where a CI run says which job step this is: a retry of the step derives the same key (and
+# gets the same org); another step, job, re-run attempt or pipeline derives another.
+CI_RUN_VARIABLES = (
+    ("github", ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB", "GITHUB_ACTION")),
+    ("gitlab", ("CI_JOB_ID",)),
+)
+# What the server accepts as a key: 1-200 printable ASCII characters, no space.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+IDEMPOTENCY_HELP = """\
+idempotency:
+  A fetch with an Idempotency-Key that this caller already used returns the same org, so a
+  retried step does not take a second org from the pool. The key is, in this order:
+  --idempotency-key KEY, $SFBROKER_IDEMPOTENCY_KEY, or derived from the CI run:
+    GitHub Actions  github:$GITHUB_RUN_ID:$GITHUB_RUN_ATTEMPT:$GITHUB_JOB:$GITHUB_ACTION
+                    (a re-run of the job is a new attempt: a new org)
+    GitLab CI       gitlab:$CI_JOB_ID (a retried job is a new job: a new org)
+  Elsewhere there is no key (each fetch takes another org): pass --idempotency-key.
+  In a matrix (GitHub gives its legs the same variables) or for several fetches in one
+  step, give each fetch its own key, e.g. with ${{ strategy.job-index }}.
+  --no-idempotency-key sends none.
+"""
+
+
+def _tag_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("tag", metavar="TAG", help="pool tag (Pooltag__c), e.g. ci")
+
+
+def _dev_hub_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dev-hub",
+        metavar="USERNAME",
+        help="the pool's Dev Hub (default: the broker's default Dev Hub)",
+    )
+
+
+def _pool_arguments(parser: argparse.ArgumentParser) -> None:
+    _tag_argument(parser)
+    _dev_hub_argument(parser)
+
+
+def _pool_status(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.pool_status(args.tag, dev_hub_username=args.dev_hub)
+
+
+def _pool_fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    _pool_arguments(parser)
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        default=os.environ.get("SFBROKER_IDEMPOTENCY_KEY"),
+        help="a retry with the same key gets the same org (default: env "
+        "SFBROKER_IDEMPOTENCY_KEY, else derived from the CI run; see below)",
+    )
+    keys.add_argument(
+        "--no-idempotency-key",
+        action="store_true",
+        help="send no key: every call takes another org",
+    )
+    parser.add_argument(
+        "--access-token",
+        action="store_true",
+        help="answer an access token for the org instead of its auth URL "
+        "(the auth URL then never leaves the broker)",
+    )
+
+
+def _fetch_pool_org(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    key = None if args.no_idempotency_key else args.idempotency_key or _ci_idempotency_key()
+    if key is None and not args.no_idempotency_key:
+        sys.stderr.write(
+            f"{PROG}: note: no Idempotency-Key (not a known CI run): a retry takes another "
+            "org; pass --idempotency-key\n"
+        )
+    elif key is not None:
+        sys.stderr.write(f"{PROG}: Idempotency-Key: {key}\n")
+    return client.fetch_pool_org(
+        args.tag,
+        access_token=args.access_token,
+        dev_hub_username=args.dev_hub,
+        idempotency_key=key,
+    )
+
+
+def _ci_idempotency_key() -> str | None:
+    """The key of this CI step (see IDEMPOTENCY_HELP), or None outside a known CI."""
+    for ci, names in CI_RUN_VARIABLES:
+        values = [os.environ.get(name, "") for name in names]
+        if all(values):
+            key = ":".join([ci, *values])
+            if _IDEMPOTENCY_KEY.fullmatch(key):
+                return key
+            return f"{ci}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    return None
+
+
+def _pool_return_arguments(parser: argparse.ArgumentParser) -> None:
+    _tag_argument(parser)
+    parser.add_argument("username", help="the fetched scratch org's username ($SF_USERNAME)")
+
+
+def _return_pool_org(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    client.return_pool_org(args.tag, args.username)
+    return {"returned": args.username, "tag": args.tag}
+
+
+def _pool_cleanup_arguments(parser: argparse.ArgumentParser) -> None:
+    _pool_arguments(parser)
+    parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="only report what a real run would delete (default); --no-dry-run deletes",
+    )
+    parser.add_argument(
+        "--max-deletions",
+        type=_non_negative_int,
+        metavar="N",
+        help="delete at most N orgs in this run (default: the deployment's cap)",
+    )
+
+
+def _clean_pool(client: BrokerClient, args: argparse.Namespace) -> JsonObject:
+    return client.clean_pool(
+        args.tag,
+        dry_run=args.dry_run,
+        max_deletions=args.max_deletions,
+        dev_hub_username=args.dev_hub,
+    )
+
+
+# The commands, in --help order.
 COMMANDS = (
     Command(
         ("token",),
@@ -474,6 +610,57 @@ examples:
         exportable=False,
     ),
     Command(
+        ("pool", "list"),
+        "count a scratch-org pool's orgs by status: available, in progress, assigned",
+        _pool_status,
+        _pool_arguments,
+        examples="""\
+examples:
+  sfbroker pool list ci
+  sfbroker pool list ci --dev-hub hub@acme.com | jq .available
+""",
+        exportable=False,
+    ),
+    Command(
+        ("pool", "fetch"),
+        "fetch a scratch org from a pool: never another caller's, the same one on a retry",
+        _fetch_pool_org,
+        _pool_fetch_arguments,
+        examples=f"""\
+examples:
+  sfbroker pool fetch ci --idempotency-key build-42
+  sfbroker --format github pool fetch ci --sf-login scratch      # in GitHub Actions
+  sfbroker pool fetch ci --access-token --format env
+
+{IDEMPOTENCY_HELP}
+An empty pool exits 5 (pool_empty). Give the org back with: sfbroker pool return TAG USERNAME
+""",
+        sf_login=True,
+    ),
+    Command(
+        ("pool", "return"),
+        "return a fetched org: it is deleted on the Dev Hub (its fetcher, or pools:admin)",
+        _return_pool_org,
+        _pool_return_arguments,
+        examples="""\
+examples:
+  sfbroker pool return ci "$SF_USERNAME"
+""",
+        exportable=False,
+    ),
+    Command(
+        ("pool", "cleanup"),
+        "clean a pool as the schedule does: expired, stuck and orphaned orgs (dry run by default)",
+        _clean_pool,
+        _pool_cleanup_arguments,
+        examples="""\
+examples:
+  sfbroker pool cleanup ci                       # what would be deleted, and why
+  sfbroker pool cleanup ci --no-dry-run --max-deletions 5
+""",
+        exportable=False,
+    ),
+    Command(
         ("health",),
         "check that the broker answers (no credentials needed)",
         _health,
@@ -487,6 +674,7 @@ GROUPS = {
     ("sandbox",): "JIT sandboxes: register, auth",
     ("env",): "environments of a repository: create, list, get, delete, lease",
     ("env", "lease"): "leases of an environment: acquire, status, release",
+    ("pool",): "scratch-org pools: list, fetch, return, cleanup",
 }
 
 

@@ -34,7 +34,9 @@ EXPORTED_FIELDS = (
     ExportedField("instanceUrl", "SF_INSTANCE_URL"),
     ExportedField("username", "SF_USERNAME"),
     ExportedField("orgId", "SF_ORG_ID"),
+    ExportedField("loginUrl", "SF_LOGIN_URL"),
     ExportedField("expiresAt", "SF_EXPIRES_AT"),
+    ExportedField("expirationDate", "SF_EXPIRATION_DATE"),  # a pool org's last day
     ExportedField("sfdxAuthUrl", "SF_SFDX_AUTH_URL", secret=True),
     ExportedField("password", "SF_PASSWORD", secret=True),
 )

@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from sfbroker.auth.principal import Scope
 
@@ -335,7 +336,11 @@ class FetchPoolOrgRequest(RequestModel):
 
 
 class PoolOrg(ApiModel):
-    """A fetched scratch org: what sfp's fetch prints, with its auth URL or a token."""
+    """A fetched scratch org: what sfp's fetch prints, with its auth URL or a token.
+
+    `sfdxAuthUrl` (format `sfdxAuthUrl`) or `accessToken` + `expiresAt` (format
+    `accessToken`): the ones the format does not give are left out, never `null`.
+    """
 
     tag: str
     username: str
@@ -344,10 +349,25 @@ class PoolOrg(ApiModel):
     login_url: str | None
     instance_url: str
     password: str | None = Field(repr=False)
-    sfdx_auth_url: str | None = Field(default=None, repr=False)
-    access_token: str | None = Field(default=None, repr=False)
-    expires_at: Timestamp | None = None
+    sfdx_auth_url: str | SkipJsonSchema[None] = Field(
+        default=None, repr=False, description="Only with format `sfdxAuthUrl`"
+    )
+    access_token: str | SkipJsonSchema[None] = Field(
+        default=None, repr=False, description="Only with format `accessToken`"
+    )
+    expires_at: Timestamp | SkipJsonSchema[None] = Field(
+        default=None, description="The access token's expiry; only with format `accessToken`"
+    )
     expiration_date: date | None
+
+    def answer(self) -> dict[str, Any]:
+        """The JSON answer: the credential fields of the other format are left out."""
+        absent = {
+            name
+            for name in ("sfdx_auth_url", "access_token", "expires_at")
+            if getattr(self, name) is None
+        }
+        return self.model_dump(mode="json", by_alias=True, exclude=absent)
 
 
 class CleanupRequest(RequestModel):

@@ -46,12 +46,23 @@ def build_router(pools: Provider[PoolService]) -> Router:
         pool = validate_tag(path_value(tag))
         return PoolStatus.of(pools().counts(pool, dev_hub(dev_hub_username, "pools:read")))
 
-    @router.post("/pools/<tag>/fetch", tags=["pools"], summary="Fetch a scratch org from a pool")
+    @router.post(
+        "/pools/<tag>/fetch",
+        tags=["pools"],
+        summary="Fetch a scratch org from a pool",
+        responses={
+            200: {
+                "description": "The org, with `sfdxAuthUrl` or (format `accessToken`) "
+                "`accessToken` and `expiresAt` instead",
+                "content": {"application/json": {"model": PoolOrg}},
+            }
+        },
+    )
     def fetch_pool_org(
         tag: Tag,
         body: Annotated[FetchPoolOrgRequest | None, Body()] = None,
         idempotency_key: IdempotencyKey = None,
-    ) -> PoolOrg:
+    ) -> Response[dict[str, Any]]:
         options = body or FetchPoolOrgRequest()
         pool = validate_tag(path_value(tag))
         fetched = pools().fetch(
@@ -64,7 +75,11 @@ def build_router(pools: Provider[PoolService]) -> Router:
             )
         )
         note_for_audit(router, target=f"pool:{pool}/{fetched.username}")
-        return pool_org_view(fetched)
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            body=pool_org_view(fetched).answer(),
+        )
 
     @router.delete(
         "/pools/<tag>/orgs/<username>",
