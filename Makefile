@@ -26,7 +26,7 @@ TLS ?=
 BIND ?=
 PUBLIC_HOST ?=
 
-.PHONY: help run test lint fmt typecheck unit integration e2e sam-local fuzz soak validate-template bench clean admin-token
+.PHONY: help run test lint fmt typecheck unit integration e2e sam-local fuzz soak validate-template bench clean admin-token reencrypt
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -110,6 +110,9 @@ bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure
 
 admin-token: $(VENV)/.installed ## Mint an API token with your AWS credentials (TABLE=<table> [NAME=bootstrap SCOPES=admin ORGS=])
 	PYTHONPATH=layers/common $(PY) -m sfbroker.admin_cli --table "$(TABLE)" create-token --name "$(or $(NAME),bootstrap)" --scopes "$(or $(SCOPES),admin)" --orgs "$(ORGS)"
+
+reencrypt: $(VENV)/.installed ## After a key rotation, re-wrap every envelope under the key's current material (TABLE=<table> KEY=<key arn> [DRY_RUN=1] [RESUME=<cursor>])
+	PYTHONPATH=layers/common $(PY) -m sfbroker.admin_cli --table "$(TABLE)" reencrypt $(if $(KEY),--key-id "$(KEY)") $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(RESUME),--resume-from "$(RESUME)")
 
 clean: ## Remove virtualenvs, caches and node tools
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) local/node/node_modules .mypy_cache .ruff_cache .pytest_cache .coverage .aws-sam

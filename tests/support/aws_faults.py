@@ -51,13 +51,16 @@ class AwsFault:
     """Fail every call of `operations` (all when empty) of one service with `kind`.
 
     Register on a client with `fault.attach(client)`; `fired` counts the attempts it
-    answered (botocore's retries included).
+    answered (botocore's retries included). `after`: let that many matching calls through
+    first (a dependency that fails in the middle of a run).
     """
 
     service: str
     kind: AwsFaultKind
     operations: Collection[str] = ()
+    after: int = 0
     fired: int = 0
+    passed: int = 0
     seen: list[str] = field(default_factory=list)
 
     def attach(self, client: Any) -> None:
@@ -69,6 +72,9 @@ class AwsFault:
     def __call__(self, request: AWSRequest, event_name: str, **_: Any) -> AWSResponse | None:
         operation = event_name.rsplit(".", 1)[-1]
         if self.operations and operation not in self.operations:
+            return None
+        if self.passed < self.after:
+            self.passed += 1
             return None
         self.fired += 1
         self.seen.append(operation)

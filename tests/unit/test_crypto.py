@@ -131,3 +131,63 @@ def test_a_zero_sized_cache_calls_kms_every_time(kms: Any, key_id: str, calls: K
 def test_kms_outage_is_a_dependency_error(kms: Any) -> None:
     with pytest.raises(DependencyUnavailable):
         cipher(kms, "arn:aws:kms:us-east-1:123456789012:key/missing").encrypt(RECORD, SECRET)
+
+
+def test_rewrap_changes_only_the_wrapped_key_and_never_decrypts(
+    kms: Any, key_id: str, calls: KmsCalls
+) -> None:
+    envelope = cipher(kms, key_id).encrypt(RECORD, SECRET)
+    kms.rotate_key_on_demand(KeyId=key_id)
+    calls.clear()
+    rewrapped = cipher(kms, key_id).rewrap(RECORD, envelope)
+    assert calls == {"ReEncrypt": 1}  # no Decrypt, no data key in this process
+    assert rewrapped.already_current is False  # moto reports no key material ids
+    new = rewrapped.envelope
+    assert new["wk"] != envelope["wk"]
+    assert {k: new[k] for k in ("v", "kid", "n", "ct")} == {
+        k: envelope[k] for k in ("v", "kid", "n", "ct")
+    }
+    assert cipher(kms, key_id).decrypt(RECORD, new) == SECRET
+    assert SECRET not in repr(rewrapped)
+
+
+def test_rewrap_refuses_a_wrapped_key_of_another_record(kms: Any, key_id: str) -> None:
+    envelope = cipher(kms, key_id).encrypt("ORG#evil@other.com/META", SECRET)
+    with pytest.raises(EnvelopeIntegrityError):
+        cipher(kms, key_id).rewrap(RECORD, envelope)
+    with pytest.raises(EnvelopeIntegrityError):
+        cipher(kms, key_id).rewrap(RECORD, {"v": 1, "wk": "%%%", "n": "", "ct": ""})
+
+
+class MaterialReportingKms:
+    """Answers ReEncrypt as KMS does for a symmetric key: with key material ids."""
+
+    def __init__(self, source_material: str, destination_material: str) -> None:
+        self.answer = {
+            "CiphertextBlob": b"new-wrapped-key",
+            "SourceKeyId": "arn:aws:kms:us-east-1:123456789012:key/k",
+            "KeyId": "arn:aws:kms:us-east-1:123456789012:key/k",
+            "SourceKeyMaterialId": source_material,
+            "DestinationKeyMaterialId": destination_material,
+        }
+
+    def re_encrypt(self, **_: Any) -> dict[str, Any]:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "current"), [("m1", "m1", True), ("m1", "m2", False)]
+)
+def test_rewrap_reports_a_data_key_already_under_the_current_material(
+    source: str, destination: str, current: bool
+) -> None:
+    envelope = {"v": 1, "kid": "k", "wk": base64.b64encode(b"old").decode(), "n": "", "ct": ""}
+    kms = MaterialReportingKms(source, destination)
+    rewrapped = EnvelopeCipher(kms, "k", DataKeyCache(0, 0)).rewrap(RECORD, envelope)  # type: ignore[arg-type]
+    assert rewrapped.already_current is current
+
+
+def test_rewrap_onto_a_key_kms_cannot_use_is_a_dependency_failure(kms: Any, key_id: str) -> None:
+    envelope = cipher(kms, key_id).encrypt(RECORD, SECRET)
+    with pytest.raises(DependencyUnavailable):
+        cipher(kms, "arn:aws:kms:us-east-1:123456789012:key/missing").rewrap(RECORD, envelope)

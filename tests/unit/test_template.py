@@ -424,7 +424,7 @@ def test_only_the_functions_that_seal_secrets_may_use_the_key(template: dict[str
 def test_the_account_administers_the_key_but_cannot_use_it(template: dict[str, Any]) -> None:
     statements = _resource(template, "EnvelopeKey")["Properties"]["KeyPolicy"]["Statement"]
     root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
-    (administration,) = [s for s in statements if s["Principal"] == root]
+    (administration,) = [s for s in statements if s.get("Principal") == root]
     actions = _as_list(administration["Action"])
     assert "kms:PutKeyPolicy" in actions
     assert "kms:ScheduleKeyDeletion" in actions
@@ -434,6 +434,31 @@ def test_the_account_administers_the_key_but_cannot_use_it(template: dict[str, A
     # The roles' own policies grant no KMS action: the key's policy is the one place.
     for function in MAY:
         assert not _grants(template, function, "kms"), function
+
+
+def test_the_reencrypt_role_may_only_rewrap_onto_the_same_key_and_only_when_named(
+    template: dict[str, Any],
+) -> None:
+    statements = _resource(template, "EnvelopeKey")["Properties"]["KeyPolicy"]["Statement"]
+    (optional,) = [s for s in statements if "Fn::If" in s]
+    condition, statement, otherwise = optional["Fn::If"]
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    switch = {"Fn::If": [condition, "named", "none"]}
+    assert resolve(switch, REFS) == "none"  # by default the key policy names no operator
+    role = "arn:aws:iam::123456789012:role/sfbroker-maintenance"
+    assert resolve(switch, REFS, {"ReencryptRoleArn": role}) == "named"
+    assert statement["Principal"] == {"AWS": {"Ref": "ReencryptRoleArn"}}
+    # ReEncrypt returns no plaintext; no Decrypt, no GenerateDataKey, no grant.
+    assert sorted(_as_list(statement["Action"])) == ["kms:ReEncryptFrom", "kms:ReEncryptTo"]
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:app": "sfbroker"},
+        "Bool": {"kms:ReEncryptOnSameKey": "true"},
+    }
+    pattern = re.compile(template["Parameters"]["ReencryptRoleArn"]["AllowedPattern"])
+    assert pattern.fullmatch(role)
+    assert pattern.fullmatch("")
+    assert not pattern.fullmatch("*")
+    assert not pattern.fullmatch("arn:aws:iam::123456789012:root")
 
 
 # ---------------------------------------------------------------- data and keys

@@ -1,4 +1,5 @@
-"""`python -m sfbroker.admin_cli`: API tokens straight in the table, without any token.
+"""`python -m sfbroker.admin_cli`: API tokens straight in the table, without any token;
+and maintenance: `reencrypt` re-wraps every envelope after a key rotation.
 
 The bootstrap path: an operator with AWS credentials that may write the table mints the
 first admin token (and can revoke any token in an emergency). It runs the same service
@@ -8,6 +9,8 @@ if the stack overrides the defaults).
 
     python -m sfbroker.admin_cli --table sfbroker-Table-XYZ create-token \\
         --name bootstrap --scopes admin
+    python -m sfbroker.admin_cli --table sfbroker-Table-XYZ reencrypt \\
+        --key-id arn:aws:kms:...:key/... [--dry-run] [--resume-from CURSOR]
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sfbroker.auth.principal import SCOPES, token_principal_id
+from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.errors import BrokerError
 from sfbroker.runtime import AWS_CONFIG, audit_writer, utc_now
 from sfbroker.services.api_tokens import DEFAULT_EXPIRY_DAYS, ApiTokenService, NewApiToken
 from sfbroker.services.audit import AuditTrail, RequestFacts
+from sfbroker.services.reencrypt import Reencryption, ReencryptProgress
 from sfbroker.settings import Settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
+from sfbroker.store.sealed import InvalidCursor, SealedValueStore
 from sfbroker.store.table import Table
 
 
@@ -40,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no table: pass --table or set TABLE_NAME", file=sys.stderr)
         return 2
     table = Table(boto3.client("dynamodb", config=AWS_CONFIG), args.table)
+    if args.command == "reencrypt":
+        return _reencrypt(table, args)
     tokens = ApiTokenService(ApiTokenStore(table), utc_now, _setting("api_token_max_days"))
     retention = timedelta(days=_setting("audit_retention_days"))
     trail = AuditTrail(AuditStore(table), utc_now, retention, audit_writer())
@@ -112,7 +120,82 @@ def _parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke-token", help="revoke a token at once")
     revoke.add_argument("id")
     commands.add_parser("list-tokens", help="id, state, name and scopes of every token")
+    reencrypt = commands.add_parser(
+        "reencrypt",
+        help="re-wrap every stored envelope under the key's current material",
+        description=_REENCRYPT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reencrypt.add_argument(
+        "--key-id",
+        default=os.environ.get("KMS_KEY_ID"),
+        help="the envelope key (the stack's EnvelopeKeyArn output; default: $KMS_KEY_ID)",
+    )
+    reencrypt.add_argument(
+        "--dry-run", action="store_true", help="only count what would be re-wrapped"
+    )
+    reencrypt.add_argument("--resume-from", metavar="CURSOR", help="a cursor a run printed")
+    reencrypt.add_argument(
+        "--page-size", type=int, default=100, help="items read per page (default 100)"
+    )
     return parser
+
+
+_REENCRYPT_HELP = """\
+Re-wrap every envelope (org credentials, cached access tokens) under the current
+material of the KMS key, while the broker keeps serving. Only each record's wrapped
+data key changes, through KMS ReEncrypt: no secret and no data key is ever decrypted
+here or shown. A record that live traffic changes meanwhile is skipped, never
+overwritten; a later run picks it up if it still needs it.
+
+Progress after every page: seen (envelopes found), re-wrapped, current (KMS reports
+the data key already under the current material: not written), skipped (changed
+meanwhile), failed (a wrapped key KMS refuses for its record), and a cursor.
+Resumable: --resume-from CURSOR continues after that page. Re-running from any
+earlier cursor, or from the start, is harmless. Needs dynamodb:Scan and
+dynamodb:UpdateItem on the table and, through the key policy (template parameter
+ReencryptRoleArn), kms:ReEncryptFrom and kms:ReEncryptTo. Exit status: 0 complete
+with nothing failed, 1 otherwise (2: bad arguments).
+"""
+
+
+def _reencrypt(table: Table, args: argparse.Namespace) -> int:
+    if not args.key_id and not args.dry_run:
+        print("no key: pass --key-id or set KMS_KEY_ID", file=sys.stderr)
+        return 2
+    if args.page_size < 1:
+        print("--page-size must be at least 1", file=sys.stderr)
+        return 2
+    cipher = EnvelopeCipher(
+        boto3.client("kms", config=AWS_CONFIG), args.key_id or "", DataKeyCache(0, 0)
+    )
+    run = Reencryption(SealedValueStore(table), cipher, args.page_size)
+    try:
+        progress = run.run(dry_run=args.dry_run, cursor=args.resume_from, report=_print_progress)
+    except InvalidCursor:
+        print("--resume-from: not a cursor this command printed", file=sys.stderr)
+        return 2
+    if progress.interrupted_by:
+        print(f"interrupted: {progress.interrupted_by}", file=sys.stderr)
+        print(f"resume with: --resume-from {progress.cursor or ''}".rstrip(), file=sys.stderr)
+    verb = "would re-wrap" if progress.dry_run else "re-wrapped"
+    print(
+        f"{'complete' if progress.complete else 'incomplete'}: seen {progress.seen}, "
+        f"{verb} {progress.rewrapped}, current {progress.current}, "
+        f"skipped {progress.skipped}, failed {progress.failed}"
+    )
+    return 0 if progress.complete and not progress.failed else 1
+
+
+def _print_progress(progress: ReencryptProgress) -> None:
+    verb = "would re-wrap" if progress.dry_run else "re-wrapped"
+    print(
+        f"seen {progress.seen}  {verb} {progress.rewrapped}  current {progress.current}  "
+        f"skipped {progress.skipped}  failed {progress.failed}  "
+        f"cursor {progress.cursor or '(end)'}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _setting(name: str) -> int:

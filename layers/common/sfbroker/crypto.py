@@ -14,8 +14,9 @@ import base64
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +37,15 @@ _MAX_ENCRYPTIONS_PER_KEY = 10_000
 
 class EnvelopeIntegrityError(Exception):
     """An envelope does not decrypt under its record key: tampered, swapped or foreign."""
+
+
+@dataclass(frozen=True)
+class Rewrapped:
+    """A re-wrapped envelope; `already_current`: KMS reports the data key was already
+    wrapped under the key's current material (only real KMS reports key material ids)."""
+
+    envelope: dict[str, Any] = field(repr=False)
+    already_current: bool
 
 
 @dataclass
@@ -129,19 +139,36 @@ class EnvelopeCipher:
 
     def decrypt(self, record: str, envelope: dict[str, Any]) -> str:
         """Open an envelope stored on `record`; raise `EnvelopeIntegrityError` if it is not one."""
-        try:
-            if int(envelope["v"]) != ENVELOPE_VERSION:
-                raise EnvelopeIntegrityError("unknown envelope version")
-            wrapped = base64.b64decode(envelope["wk"], validate=True)
-            nonce = base64.b64decode(envelope["n"], validate=True)
-            sealed = base64.b64decode(envelope["ct"], validate=True)
-        except (KeyError, TypeError, ValueError) as error:
-            raise EnvelopeIntegrityError("malformed envelope") from error
+        wrapped, nonce, sealed = _parts(envelope)
         plaintext_key = self._cache.for_decrypt(record, wrapped) or self._unwrap(record, wrapped)
         try:
             return AESGCM(plaintext_key).decrypt(nonce, sealed, record.encode()).decode()
         except InvalidTag as error:
             raise EnvelopeIntegrityError("envelope does not belong to this record") from error
+
+    def rewrap(self, record: str, envelope: dict[str, Any]) -> Rewrapped:
+        """The envelope with its data key re-wrapped under the current material of this
+        cipher's key, by KMS `ReEncrypt`: neither the data key nor the secret is ever in
+        this process. Nonce and ciphertext are unchanged; `EnvelopeIntegrityError` if the
+        wrapped key does not belong to `record`."""
+        wrapped, _, _ = _parts(envelope)
+        with _kms_errors():
+            answer = self._kms.re_encrypt(
+                CiphertextBlob=wrapped,
+                SourceEncryptionContext=_context(record),
+                DestinationKeyId=self._key_id,
+                DestinationEncryptionContext=_context(record),
+            )
+        source_material = answer.get("SourceKeyMaterialId")
+        already_current = (
+            source_material is not None
+            and source_material == answer.get("DestinationKeyMaterialId")
+            and answer.get("SourceKeyId") == answer.get("KeyId")
+        )
+        return Rewrapped(
+            {**envelope, "kid": self._key_id, "wk": _b64(answer["CiphertextBlob"])},
+            already_current=already_current,
+        )
 
     def _new_data_key(self, record: str) -> _CachedKey:
         try:
@@ -155,21 +182,43 @@ class EnvelopeCipher:
         )
 
     def _unwrap(self, record: str, wrapped: bytes) -> bytes:
-        try:
+        with _kms_errors():
             answer = self._kms.decrypt(
                 CiphertextBlob=wrapped, EncryptionContext=_context(record), KeyId=self._key_id
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] in {
-                "InvalidCiphertextException",
-                "IncorrectKeyException",
-            }:
-                raise EnvelopeIntegrityError("data key does not belong to this record") from error
-            raise DependencyUnavailable("The key service is unavailable") from error
-        except BotoCoreError as error:
-            raise DependencyUnavailable("The key service is unavailable") from error
         self._cache.put(record, answer["Plaintext"], wrapped, for_encrypt=False)
         return answer["Plaintext"]
+
+
+@contextmanager
+def _kms_errors() -> Iterator[None]:
+    """A wrapped key KMS refuses for this record is an integrity error; any other KMS
+    failure is the dependency being unavailable."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response["Error"]["Code"] in {
+            "InvalidCiphertextException",
+            "IncorrectKeyException",
+        }:
+            raise EnvelopeIntegrityError("data key does not belong to this record") from error
+        raise DependencyUnavailable("The key service is unavailable") from error
+    except BotoCoreError as error:
+        raise DependencyUnavailable("The key service is unavailable") from error
+
+
+def _parts(envelope: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """Wrapped key, nonce and ciphertext of an envelope of our version."""
+    try:
+        if int(envelope["v"]) != ENVELOPE_VERSION:
+            raise EnvelopeIntegrityError("unknown envelope version")
+        return (
+            base64.b64decode(envelope["wk"], validate=True),
+            base64.b64decode(envelope["n"], validate=True),
+            base64.b64decode(envelope["ct"], validate=True),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise EnvelopeIntegrityError("malformed envelope") from error
 
 
 def _context(record: str) -> dict[str, str]:

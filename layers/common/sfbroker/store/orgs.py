@@ -19,23 +19,28 @@ OrgStatus = Literal["active", "invalid"]
 
 META, TOKEN, REFRESH = "META", "TOKEN", "REFRESH"
 ORGS_INDEX, ORGS_PARTITION = "GSI1", "ORG"
+ORG_KEY_PREFIX = "ORG#"
+# The attribute holding each org item's envelope, by sort key: every sealed value the
+# table holds (the reencrypt command re-wraps exactly these, store/sealed.py).
+SEALED_ATTRIBUTES = {META: "authUrl", TOKEN: "token"}
 
 
 def org_key(username: str, sort_key: str = META) -> dict[str, str]:
-    return {"PK": f"ORG#{username.lower()}", "SK": sort_key}
+    return {"PK": f"{ORG_KEY_PREFIX}{username.lower()}", "SK": sort_key}
 
 
 def credential_record(username: str) -> str:
     """The name an org's sealed auth URL is bound to (encryption context and AAD)."""
-    return _record_name(org_key(username))
+    return record_name(org_key(username))
 
 
 def token_record(username: str) -> str:
     """The name an org's sealed cached access token is bound to."""
-    return _record_name(org_key(username, TOKEN))
+    return record_name(org_key(username, TOKEN))
 
 
-def _record_name(key: dict[str, str]) -> str:
+def record_name(key: dict[str, str]) -> str:
+    """The name a sealed value of the item at `key` is bound to: `<PK>/<SK>`."""
     return f"{key['PK']}/{key['SK']}"
 
 
@@ -213,7 +218,7 @@ class OrgStore:
         self._table.put_if(
             {
                 **org_key(token.username, TOKEN),
-                "token": token.envelope,
+                SEALED_ATTRIBUTES[TOKEN]: token.envelope,
                 "username": token.username,
                 "orgId": token.org_id,
                 "instanceUrl": token.instance_url,
@@ -271,7 +276,7 @@ def _org_item(org: OrgRecord) -> dict[str, Any]:
         "createdAt": org.created_at.isoformat(),
         "updatedAt": org.updated_at.isoformat(),
         "version": org.version,
-        "authUrl": org.auth_url,
+        SEALED_ATTRIBUTES[META]: org.auth_url,
         "isJitRegistration": org.is_jit_registration,
         "parentProductionUsername": org.parent_production_username,
         "sandboxName": org.sandbox_name,
@@ -292,7 +297,7 @@ def _org_from(item: dict[str, Any]) -> OrgRecord:
         created_at=datetime.fromisoformat(item["createdAt"]),
         updated_at=datetime.fromisoformat(item["updatedAt"]),
         version=int(item.get("version", 1)),
-        auth_url=item.get("authUrl"),
+        auth_url=item.get(SEALED_ATTRIBUTES[META]),
         is_jit_registration=bool(item.get("isJitRegistration")),
         parent_production_username=item.get("parentProductionUsername"),
         sandbox_name=item.get("sandboxName"),
@@ -303,7 +308,7 @@ def _token_from(item: dict[str, Any]) -> CachedToken | None:
     """The cached token, or None when the item is not one we wrote (only a cache)."""
     try:
         return CachedToken(
-            envelope=dict(item["token"]),
+            envelope=dict(item[SEALED_ATTRIBUTES[TOKEN]]),
             username=item["username"],
             org_id=item["orgId"],
             instance_url=item["instanceUrl"],

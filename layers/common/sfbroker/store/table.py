@@ -94,6 +94,35 @@ class Table:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def scan_page(
+        self,
+        *,
+        limit: int,
+        start: Mapping[str, Any] | None = None,
+        projection: str | None = None,
+        names: Mapping[str, str] | None = None,
+        filter_expression: str | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a strongly consistent scan of at most `limit` items evaluated, from
+        `start` (a previous page's last key); returns the matching items and the key to
+        continue from (None after the last page)."""
+        request: dict[str, Any] = {"TableName": self.name, "Limit": limit, "ConsistentRead": True}
+        if start:
+            request["ExclusiveStartKey"] = to_item(start)
+        if projection:
+            request["ProjectionExpression"] = projection
+            request["Select"] = "SPECIFIC_ATTRIBUTES"  # explicit, for an IAM dynamodb:Select check
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if filter_expression:
+            request["FilterExpression"] = filter_expression
+        with _aws_errors():
+            page = self.client.scan(**request)
+        last = page.get("LastEvaluatedKey")
+        return [from_item(item) for item in page.get("Items", [])], from_item(
+            last
+        ) if last else None
+
     def put(
         self,
         item: Mapping[str, Any],
