@@ -44,6 +44,8 @@ NOT_RUN_HERE = {
     ("make", "test"): "the whole suite, this test included",
     ("make", "bench"): "minutes of measurement; its call scenarios run in test_call_budget.py",
     ("make", "admin-token"): "writes to a deployed stack's table with your AWS credentials",
+    ("make", "reencrypt"): "re-wraps a deployed stack's envelopes with your AWS credentials; "
+    "tests/integration/test_reencrypt.py runs the command on moto and DynamoDB Local",
     (".venv-sam/bin/sam",): "builds and deploys to an AWS account",
     ("sam",): "sam local needs a container engine: tests/container runs these, the "
     "`sam local invoke` line as printed",
