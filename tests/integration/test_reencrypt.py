@@ -24,6 +24,7 @@ from tests.support.broker import Answer, Broker, drop_cached_token
 
 USERS = ("admin@acme.com", "ops@globex.com")
 ENVELOPE_FIELDS = {"v", "kid", "wk", "n", "ct"}
+ACTION = "envelopes.reencrypt"
 
 Envelopes = dict[tuple[str, str, str], dict[str, Any]]
 
@@ -67,6 +68,13 @@ def reencrypt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
     return status, out, err
 
 
+def reencrypt_events(broker: Broker) -> list[dict[str, Any]]:
+    """The audit events of the command's runs, as stored."""
+    pages = broker.dynamodb.get_paginator("scan").paginate(TableName=broker.table_name)
+    items = [from_item(item) for page in pages for item in page["Items"]]
+    return [i for i in items if i["PK"].startswith("AUDIT#") and i.get("action") == ACTION]
+
+
 def issue(broker: Broker, user: str) -> Answer:
     return broker.call("POST", "/orgs/{username}/token", path_params={"username": user})
 
@@ -101,6 +109,10 @@ def test_after_a_rotation_every_envelope_is_rewrapped_and_tokens_still_issue(
     assert status == 0, err
     assert out == "complete: seen 4, re-wrapped 4, current 0, skipped 0, failed 0\n"
     assert calls == {"ReEncrypt": 4}  # no Decrypt, no GenerateDataKey: no plaintext here
+    (event,) = reencrypt_events(broker)
+    assert (event["outcome"], event["target"]) == ("success", f"key:{key_id}")
+    assert event["reason"] == out.strip()
+    assert event["actor"].startswith("arn:aws:")  # the operator's own AWS identity
     after = envelopes(broker)
     assert after.keys() == before.keys()
     for where, envelope in after.items():
@@ -160,6 +172,7 @@ def test_a_dry_run_counts_and_changes_nothing(
     assert re.search(r"^seen \d+  would re-wrap \d+ .* cursor \S+$", err, re.M)
     assert not calls
     assert broker.snapshot() == snapshot
+    assert reencrypt_events(broker) == []  # a dry run is not audited: it changes nothing
 
 
 def test_an_interrupted_run_resumed_from_its_cursor_converges(
@@ -177,6 +190,8 @@ def test_an_interrupted_run_resumed_from_its_cursor_converges(
     assert "interrupted: The key service is unavailable" in err
     assert out.startswith("incomplete: seen 3, re-wrapped 2,")
     (cursor,) = re.findall(r"^resume with: --resume-from (\S+)$", err, re.M)
+    (event,) = reencrypt_events(broker)
+    assert (event["outcome"], event["reason"]) == ("error", out.strip())
     partly = envelopes(broker)
     assert sum(partly[w]["wk"] != before[w]["wk"] for w in before) == 2
 

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sfbroker.auth.principal import SCOPES, token_principal_id
 from sfbroker.crypto import DataKeyCache, EnvelopeCipher
-from sfbroker.errors import BrokerError
+from sfbroker.errors import BrokerError, DependencyUnavailable
 from sfbroker.runtime import AWS_CONFIG, audit_writer, utc_now
 from sfbroker.services.api_tokens import DEFAULT_EXPIRY_DAYS, ApiTokenService, NewApiToken
 from sfbroker.services.audit import AuditTrail, RequestFacts
@@ -49,12 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "reencrypt":
         return _reencrypt(table, args)
     tokens = ApiTokenService(ApiTokenStore(table), utc_now, _setting("api_token_max_days"))
-    retention = timedelta(days=_setting("audit_retention_days"))
-    trail = AuditTrail(AuditStore(table), utc_now, retention, audit_writer())
-    operator = args.operator or _caller_arn()
-    request = RequestFacts(
-        request_id=f"cli-{uuid.uuid4()}", source_ip=None, route=f"cli {args.command}"
-    )
+    trail, operator, request = _audit_context(table, args)
     try:
         if args.command == "create-token":
             record, token = tokens.create(
@@ -97,6 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{error.code}: {error.message} {details}".rstrip(), file=sys.stderr)
         return 1
     return 0
+
+
+def _audit_context(table: Table, args: argparse.Namespace) -> tuple[AuditTrail, str, RequestFacts]:
+    """The audit trail, the operator (`--operator`, else the caller's AWS ARN) and the
+    facts of this command, for its audit event."""
+    retention = timedelta(days=_setting("audit_retention_days"))
+    trail = AuditTrail(AuditStore(table), utc_now, retention, audit_writer())
+    operator = args.operator or _caller_arn()
+    request = RequestFacts(
+        request_id=f"cli-{uuid.uuid4()}", source_ip=None, route=f"cli {args.command}"
+    )
+    return trail, operator, request
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,11 +158,13 @@ overwritten; a later run picks it up if it still needs it.
 Progress after every page: seen (envelopes found), re-wrapped, current (KMS reports
 the data key already under the current material: not written), skipped (changed
 meanwhile), failed (a wrapped key KMS refuses for its record), and a cursor.
-Resumable: --resume-from CURSOR continues after that page. Re-running from any
-earlier cursor, or from the start, is harmless. Needs dynamodb:Scan and
-dynamodb:UpdateItem on the table and, through the key policy (template parameter
-ReencryptRoleArn), kms:ReEncryptFrom and kms:ReEncryptTo. Exit status: 0 complete
-with nothing failed, 1 otherwise (2: bad arguments).
+A real run ends with one audit event (envelopes.reencrypt, the summary as its
+reason). Resumable: --resume-from CURSOR continues after that page. Re-running
+from any earlier cursor, or from the start, is harmless. Needs dynamodb:Scan,
+dynamodb:UpdateItem and (audit) dynamodb:PutItem on the table and, through the
+key policy (template parameter ReencryptRoleArn), kms:ReEncryptFrom and
+kms:ReEncryptTo. Exit status: 0 complete with nothing failed, 1 otherwise
+(2: bad arguments).
 """
 
 
@@ -166,6 +175,7 @@ def _reencrypt(table: Table, args: argparse.Namespace) -> int:
     if args.page_size < 1:
         print("--page-size must be at least 1", file=sys.stderr)
         return 2
+    audit = None if args.dry_run else _audit_context(table, args)
     cipher = EnvelopeCipher(
         boto3.client("kms", config=AWS_CONFIG), args.key_id or "", DataKeyCache(0, 0)
     )
@@ -179,12 +189,28 @@ def _reencrypt(table: Table, args: argparse.Namespace) -> int:
         print(f"interrupted: {progress.interrupted_by}", file=sys.stderr)
         print(f"resume with: --resume-from {progress.cursor or ''}".rstrip(), file=sys.stderr)
     verb = "would re-wrap" if progress.dry_run else "re-wrapped"
-    print(
+    summary = (
         f"{'complete' if progress.complete else 'incomplete'}: seen {progress.seen}, "
         f"{verb} {progress.rewrapped}, current {progress.current}, "
         f"skipped {progress.skipped}, failed {progress.failed}"
     )
-    return 0 if progress.complete and not progress.failed else 1
+    print(summary)
+    succeeded = progress.complete and not progress.failed
+    if audit is not None:
+        trail, operator, request = audit
+        try:
+            trail.record(
+                request,
+                actor=operator,
+                action="envelopes.reencrypt",
+                target=f"key:{args.key_id}",
+                outcome="success" if succeeded else "error",
+                reason=summary,
+            )
+        except DependencyUnavailable as error:
+            print(f"audit event not written: {error.message}", file=sys.stderr)
+            return 1
+    return 0 if succeeded else 1
 
 
 def _print_progress(progress: ReencryptProgress) -> None:
