@@ -8,9 +8,9 @@ under the record name it was sealed for) and counts what it was asked.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,10 +25,15 @@ from sfbroker.salesforce import (
     TokenGrant,
     UserInfo,
 )
+from sfbroker.salesforce.hosts import HostPolicy
+from sfbroker.salesforce.pools import ASSIGNED, AVAILABLE, DevHubPools, PoolOrg
+from sfbroker.services.cleanup import CleanupPolicy, PoolCleanup
+from sfbroker.services.pools import PoolService
 from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import TokenPolicy, TokenService
 from sfbroker.store.environments import EnvironmentStore
 from sfbroker.store.orgs import CachedToken, OrgRecord, OrgState, OrgStore, OrgType
+from sfbroker.store.pools import PoolLease, PoolLeaseStore
 from sfbroker.store.table import ConditionFailed, epoch_seconds
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -320,3 +325,292 @@ class OrgServices:
             self.clock,
             MemoryEnvironmentStore(),
         )
+
+
+# --- scratch-org pools ------------------------------------------------------------------
+
+ALLOWED_HOSTS = HostPolicy(allowed=("*.salesforce.com",))
+
+
+@dataclass
+class PoolSalesforce(ScriptedSalesforce):
+    """`ScriptedSalesforce` whose login URLs obey a host allow-list, as the real client's."""
+
+    hosts: HostPolicy = ALLOWED_HOSTS
+
+    def login_url(self, auth_url: AuthUrl) -> str:
+        return self.hosts.base_url(auth_url.host)
+
+
+class MemoryDevHub(DevHubPools):
+    """A Dev Hub's `ScratchOrgInfo` rows and `ActiveScratchOrg`s, as the SOQL of
+    `DevHubPools` selects them; `failures` scripts what a call raises, by call name."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:  # no Salesforce
+        self.clock = clock
+        self.rows: dict[str, PoolOrg] = {}
+        self.active_ids: dict[str, str] = {}  # ScratchOrgInfo id -> ActiveScratchOrg id
+        self.failures: dict[str, list[Exception | None]] = {}
+        self.calls: Counter[str] = Counter()
+        self.assigned: list[str] = []
+        self.deleted: list[str] = []
+
+    def add(self, org: PoolOrg) -> PoolOrg:
+        self.rows[org.id] = org
+        self.active_ids[org.id] = "0AS" + org.id[3:]
+        return org
+
+    def available(self, hub: Session, tag: str) -> list[PoolOrg]:
+        self._call("available")
+        today = self.clock().date()
+        return [
+            org
+            for org in self.active(hub, tag)
+            if org.allocation_status == AVAILABLE
+            and (org.expiration_date is None or org.expiration_date > today)
+        ]
+
+    def active(self, hub: Session, tag: str | None) -> list[PoolOrg]:
+        self._call("active")
+        rows = [org for org in self.rows.values() if org.tag is not None]
+        return sorted(
+            (org for org in rows if tag is None or org.tag == tag),
+            key=lambda org: org.created_date or START,
+            reverse=True,
+        )
+
+    def get(self, hub: Session, scratch_org_info_id: str) -> PoolOrg | None:
+        self._call("get")
+        return self.rows.get(scratch_org_info_id)
+
+    def assign(self, hub: Session, scratch_org_info_id: str) -> None:
+        self._call("assign")
+        self.rows[scratch_org_info_id] = replace(
+            self.rows[scratch_org_info_id],
+            allocation_status=ASSIGNED,
+            last_modified_date=self.clock(),
+        )
+        self.assigned.append(scratch_org_info_id)
+
+    def active_scratch_orgs(self, hub: Session, scratch_org_info_ids: list[str]) -> dict[str, str]:
+        self._call("active_scratch_orgs")
+        return {i: self.active_ids[i] for i in scratch_org_info_ids if i in self.active_ids}
+
+    def delete_scratch_org(self, hub: Session, active_scratch_org_id: str) -> bool:
+        self._call("delete_scratch_org")
+        for info_id, active_id in list(self.active_ids.items()):
+            if active_id == active_scratch_org_id:
+                del self.active_ids[info_id]
+                del self.rows[info_id]  # the row is no longer `Active`: out of every query
+                self.deleted.append(info_id)
+                return True
+        return False
+
+    def _call(self, name: str) -> None:
+        self.calls[name] += 1
+        scripted = self.failures.get(name)
+        if scripted:
+            failure = scripted.pop(0)
+            if failure is not None:
+                raise failure
+
+
+class MemoryLeaseStore(PoolLeaseStore):
+    """`PoolLeaseStore` over a dictionary, with the DynamoDB one's conditions: an item past
+    its TTL is invisible to reads but still blocks a claim until it is deleted."""
+
+    def __init__(self) -> None:  # no table
+        self.items: dict[tuple[str, str], PoolLease] = {}
+        self.calls: Counter[str] = Counter()
+        self.before_claim: Callable[[PoolLease], None] | None = None
+
+    def claim(self, lease: PoolLease) -> bool:
+        self.calls["claim"] += 1
+        if self.before_claim is not None:
+            self.before_claim(lease)
+        key = (lease.tag, lease.scratch_org_info_id)
+        if key in self.items:
+            return False
+        self.items[key] = lease
+        return True
+
+    def release(self, lease: PoolLease) -> None:
+        self.calls["release"] += 1
+        stored = self.items.get((lease.tag, lease.scratch_org_info_id))
+        if (
+            stored is not None
+            and stored.status == "claimed"
+            and (stored.fetched_by, stored.leased_at) == (lease.fetched_by, lease.leased_at)
+        ):
+            del self.items[(lease.tag, lease.scratch_org_info_id)]
+
+    def mark_returned(self, lease: PoolLease, now: datetime) -> None:
+        self.calls["mark_returned"] += 1
+        key = (lease.tag, lease.scratch_org_info_id)
+        stored = self.items.get(key)
+        if stored is None or stored.status != "claimed":
+            raise ConditionFailed
+        self.items[key] = replace(stored, status="returned")
+
+    def delete(self, lease: PoolLease) -> None:
+        self.calls["delete"] += 1
+        key = (lease.tag, lease.scratch_org_info_id)
+        stored = self.items.get(key)
+        if stored is not None and (stored.status, stored.leased_at) == (
+            lease.status,
+            lease.leased_at,
+        ):
+            del self.items[key]
+
+    def get(self, tag: str, scratch_org_info_id: str, now: datetime) -> PoolLease | None:
+        lease = self.items.get((tag, scratch_org_info_id))
+        return lease if lease is not None and lease.expires_at > now else None
+
+    def of_pool(self, tag: str, now: datetime) -> list[PoolLease]:
+        self.calls["of_pool"] += 1
+        return [lease for lease in self.of_every_pool(now) if lease.tag == tag]
+
+    def of_every_pool(self, now: datetime) -> list[PoolLease]:
+        return [lease for lease in self.items.values() if lease.expires_at > now]
+
+
+class MemoryIdempotency:
+    """Runs an action once per name and scope; an action that raises is not remembered
+    (as Powertools Idempotency deletes its in-progress record)."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+
+    def once(
+        self, name: str, scope: Mapping[str, str], action: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        key = (name, tuple(sorted(scope.items())))
+        if key not in self.results:
+            self.results[key] = action()
+        return self.results[key]
+
+
+class DevHubTokenFake:
+    """The token service as pools use it: a token for any Dev Hub, counted by username."""
+
+    def __init__(self) -> None:
+        self.issued: Counter[str] = Counter()
+
+    def issue(
+        self, username: str, *, min_validity_seconds: int = 600, force_refresh: bool = False
+    ) -> Session:
+        self.issued[username] += 1
+        return grant("00D000000000002!AQhubtoken")
+
+
+def pool_org(
+    number: int,
+    *,
+    tag: str = "ci",
+    status: str = AVAILABLE,
+    created: datetime = START,
+    modified: datetime | None = None,
+    expires: date | None = None,
+    auth_url: str | None = None,
+) -> PoolOrg:
+    """A pool row as `sfp pool prepare` leaves it: org `number` of the Dev Hub."""
+    return PoolOrg(
+        id=f"2SR{number:012d}AAA",  # 18 characters: unique in its first 15, as real ids
+        tag=tag,
+        username=f"test-{number}@example.com",
+        org_id=f"00D{number:012d}",
+        login_url=f"https://scratch-{number}.my.salesforce.com",
+        allocation_status=status,
+        expiration_date=expires or (START + timedelta(days=7)).date(),
+        created_date=created,
+        last_modified_date=modified or created,
+        password=SecretStr(f"Pw{number}!scratch"),
+        auth_url=SecretStr(
+            auth_url
+            or f"force://PlatformCLI::5Aep861pool{number}@scratch-{number}.my.salesforce.com"
+        ),
+    )
+
+
+DEV_HUB = "hub@acme.com"
+POOL_TOKEN_TTL = timedelta(hours=1)
+
+
+def dev_hub_record(username: str = DEV_HUB, *, is_default: bool = False) -> OrgRecord:
+    return OrgRecord(
+        username=username,
+        org_id="00D000000000002AAA",
+        instance_url="https://hub.my.salesforce.com",
+        login_url="https://login.salesforce.com",
+        org_type="devhub",
+        is_dev_hub=True,
+        is_default=is_default,
+        alias=None,
+        status="active",
+        created_at=START,
+        updated_at=START,
+    )
+
+
+class PoolWorld:
+    """A Dev Hub with pools, our leases, and the pool services over them, on one clock.
+
+    `order` stands for the fetch's shuffle: it reorders the candidates in place (by
+    default it keeps the Dev Hub's order, newest first, so tests are deterministic).
+    """
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.orgs = MemoryOrgStore()
+        self.orgs.orgs[DEV_HUB] = dev_hub_record()
+        self.tokens = DevHubTokenFake()
+        self.dev_hub = MemoryDevHub(self.clock)
+        self.salesforce = PoolSalesforce()
+        self.leases = MemoryLeaseStore()
+        self.idempotency = MemoryIdempotency()
+        self.order: Callable[[list[PoolOrg]], None] = lambda candidates: None
+        self.pools = PoolService(
+            orgs=self.orgs,
+            tokens=self.tokens,
+            dev_hub=self.dev_hub,
+            salesforce=self.salesforce,
+            leases=self.leases,
+            idempotency=self.idempotency,
+            clock=self.clock,
+            token_ttl=POOL_TOKEN_TTL,
+            shuffle=self._shuffle,
+        )
+
+    def _shuffle(self, candidates: list[PoolOrg]) -> None:
+        self.order(candidates)  # late bound: a test may set `order` after construction
+
+    def cleanup(
+        self,
+        *,
+        in_progress_timeout: timedelta = timedelta(hours=3),
+        lease_grace: timedelta = timedelta(minutes=15),
+        max_deletions: int = 10,
+        scheduled_dry_run: bool = False,
+    ) -> PoolCleanup:
+        return PoolCleanup(
+            orgs=self.orgs,
+            tokens=self.tokens,
+            dev_hub=self.dev_hub,
+            leases=self.leases,
+            clock=self.clock,
+            policy=CleanupPolicy(
+                in_progress_timeout=in_progress_timeout,
+                lease_grace=lease_grace,
+                max_deletions=max_deletions,
+                scheduled_dry_run=scheduled_dry_run,
+            ),
+        )
+
+    def pool(self, size: int, *, tag: str = "ci", first: int = 1) -> list[PoolOrg]:
+        """`size` Available orgs, one minute apart, the last one the newest."""
+        return [
+            self.dev_hub.add(
+                pool_org(n, tag=tag, created=START - timedelta(minutes=first + size - n))
+            )
+            for n in range(first, first + size)
+        ]
