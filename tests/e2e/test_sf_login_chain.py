@@ -161,3 +161,38 @@ def test_the_default_stack_has_no_tls(local_stack: LocalStack) -> None:
     assert f"fake at {local_stack.salesforce_url} " in banner
     assert "NODE_EXTRA_CA_CERTS" not in banner
     assert "--sf-login" not in banner
+
+
+def test_sf_login_into_a_scratch_org_fetched_from_the_pool(
+    tls_stack: LocalStack, tmp_path: Path
+) -> None:
+    sf = installed_sf()
+    env = sf_env(tmp_path / "home", tls_stack.salesforce_ca_cert)
+    key = ("--idempotency-key", "sf-login-chain")
+    fetched = run_sfbroker(tls_stack, tmp_path, ["pool", "fetch", "ci", *key])
+    assert fetched.returncode == 0, fetched.stderr
+    org = json.loads(fetched.stdout)
+
+    # The retried step logs sf in: the same org, its auth URL through sf's stdin.
+    result = run_sfbroker(
+        tls_stack,
+        tmp_path,
+        ["pool", "fetch", "ci", *key, "--sf-login", "scratch"],
+        base_env=env,
+        timeout=SF_TIMEOUT_SECONDS,
+        SFBROKER_SF_BIN=str(sf),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "username": org["username"],
+        "instanceUrl": org["instanceUrl"],
+        "alias": "scratch",
+    }
+    assert not any(org["sfdxAuthUrl"] in arg for arg in result.argv)
+    assert org["sfdxAuthUrl"] not in result.stdout + result.stderr
+    query = _sf_json(sf, env, "data", "query", "--query", SF_QUERY, "--target-org", "scratch")
+    (record,) = query["records"]
+    assert record["Id"][:15] == org["orgId"][:15]  # the scratch org itself
+    returned = run_sfbroker(tls_stack, tmp_path, ["pool", "return", "ci", org["username"]])
+    assert returned.returncode == 0, returned.stderr
