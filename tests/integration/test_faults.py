@@ -15,18 +15,42 @@ has none, so a new route joins the AWS fault matrix by adding its request here.
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from datetime import timedelta
+from typing import Any, Final
 
 import pytest
 from sfbroker import runtime
+from sfbroker.services.pools import MAX_FAILED_CLAIMS
 
 from local import template as sam
 from local.fake_salesforce import FakeSalesforceServer
-from tests.support.aws_faults import WRITES, AwsFault, AwsFaultKind
+from local.fake_salesforce.endpoints import canonical_endpoint
+from local.fake_salesforce.schema import SCRATCH_ORG_INFO
+from tests.support.aws_faults import (
+    AWS_ATTEMPTS,
+    WRITES,
+    AwsFault,
+    AwsFaultKind,
+    retry_without_pauses,
+)
 from tests.support.broker import Answer, Broker, drop_cached_token
+from tests.support.pools import (
+    HUB,
+    active_rows,
+    age_rows,
+    assert_consistent,
+    assert_consistent_but_for_deleted_orgs,
+    assigned,
+    claimed,
+    idempotency_table,
+    make_pool,
+    register_hub,
+)
 from tests.support.run_summary import report
 
 USERNAME: Final = "admin@acme.com"
@@ -170,34 +194,62 @@ SANDBOX: Final = f"{USERNAME}.uat"
 REPO: Final = {"repository": "acme/app"}
 UAT: Final = {"name": "UAT"}
 DISPOSABLE: Final = "ops@globex.com"  # an org nothing points at: DELETE may remove it
+CI: Final = {"tag": "ci"}
 
 
 @dataclass
 class World:
     """Something for every route to act on: a production org with its JIT sandbox `uat`
-    (and `qa`, not yet registered), an environment `UAT` with a lease, an API token, and
-    an org nothing points at."""
+    (and `qa`, not yet registered), an environment `UAT` with a lease (`lease_id`), an
+    API token (`token_id`), an org nothing points at, and the default Dev Hub's pool `ci`
+    with Available orgs, one org fetched (`fetched`) and one whose org vanished (work for
+    the cleanup)."""
 
     broker: Broker
     salesforce: FakeSalesforceServer
-    token_id: str
-    lease_id: str
+    token_id: str = ""
+    lease_id: str = ""
+    fetched: str = ""
+
+
+DYNAMODB: Final = frozenset({"dynamodb"})
+BOTH: Final = frozenset({"dynamodb", "kms"})
 
 
 @dataclass(frozen=True)
 class RouteCall:
-    """A valid request of one route and the status it answers when nothing fails."""
+    """A valid request of one route and the status it answers when nothing fails.
+
+    `reports_errors`: the route acts on several items and lists each one that failed in
+    its 200 report (`errors`: id and error code) rather than failing the request.
+    """
 
     ok: int
     call: Callable[[World], Answer]
+    reports_errors: bool = False
+    uses: frozenset[str] = DYNAMODB
+    """The AWS services the route calls (a cold container: KMS opens the data key)."""
+
+
+def fetch(world: World, key: str | None = None) -> Answer:
+    return world.broker.call(
+        "POST",
+        "/pools/{tag}/fetch",
+        path_params=CI,
+        json_body={},
+        headers={"Idempotency-Key": key} if key else None,
+    )
 
 
 ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
-    ("GET", "/health"): RouteCall(200, lambda w: w.broker.call("GET", "/health")),
-    ("GET", "/openapi.json"): RouteCall(200, lambda w: w.broker.call("GET", "/openapi.json")),
+    ("GET", "/health"): RouteCall(200, lambda w: w.broker.call("GET", "/health"), uses=frozenset()),
+    ("GET", "/openapi.json"): RouteCall(
+        200, lambda w: w.broker.call("GET", "/openapi.json"), uses=frozenset()
+    ),
     ("POST", "/orgs"): RouteCall(
         200,
         lambda w: register(w.broker, w.salesforce.state.mint_auth_url(USERNAME)),
+        uses=BOTH,
     ),
     ("GET", "/orgs"): RouteCall(200, lambda w: w.broker.call("GET", "/orgs")),
     ("GET", "/orgs/{username}"): RouteCall(
@@ -208,7 +260,9 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
         lambda w: w.broker.call("DELETE", "/orgs/{username}", path_params={"username": DISPOSABLE}),
     ),
     ("POST", "/orgs/{username}/token"): RouteCall(
-        200, lambda w: w.broker.call("POST", "/orgs/{username}/token", path_params=USER)
+        200,
+        lambda w: w.broker.call("POST", "/orgs/{username}/token", path_params=USER),
+        uses=BOTH,
     ),
     ("POST", "/api-tokens"): RouteCall(
         201,
@@ -227,6 +281,7 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
         lambda w: w.broker.call(
             "POST", "/sandboxes", json_body={"sandboxName": "qa", "productionUsername": USERNAME}
         ),
+        uses=BOTH,
     ),
     ("POST", "/sandboxes/{sandboxName}/auth"): RouteCall(
         200,
@@ -236,6 +291,7 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
             path_params={"sandboxName": "uat"},
             json_body={"productionUsername": USERNAME},
         ),
+        uses=BOTH,
     ),
     ("POST", "/environments"): RouteCall(
         201,
@@ -257,6 +313,7 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
             query={**REPO, "authenticate": "true"},
             headers={"Lease-Id": w.lease_id},
         ),
+        uses=BOTH,
     ),
     ("PATCH", "/environments/{name}"): RouteCall(
         200,
@@ -300,26 +357,48 @@ ROUTES: Final[dict[tuple[str, str], RouteCall]] = {
             query=REPO,
         ),
     ),
+    ("GET", "/pools/{tag}"): RouteCall(
+        200, lambda w: w.broker.call("GET", "/pools/{tag}", path_params=CI), uses=BOTH
+    ),
+    ("POST", "/pools/{tag}/fetch"): RouteCall(200, lambda w: fetch(w, key="matrix"), uses=BOTH),
+    ("DELETE", "/pools/{tag}/orgs/{username}"): RouteCall(
+        204,
+        lambda w: w.broker.call(
+            "DELETE", "/pools/{tag}/orgs/{username}", path_params={**CI, "username": w.fetched}
+        ),
+        uses=BOTH,
+    ),
+    ("POST", "/pools/{tag}/cleanup"): RouteCall(
+        200,
+        lambda w: w.broker.call(
+            "POST", "/pools/{tag}/cleanup", path_params=CI, json_body={"dryRun": False}
+        ),
+        reports_errors=True,
+        uses=BOTH,
+    ),
 }
 # An error answer (ClientError after retries) for every call, a lost connection
-# (BotoCoreError after retries) for writes only: both error paths, and a write path that
-# reads fine and then cannot write.
-AWS_FAULTS: Final = [
-    pytest.param("dynamodb", AwsFaultKind.THROTTLED, (), id="dynamodb-throttled"),
-    pytest.param("dynamodb", AwsFaultKind.UNAVAILABLE, WRITES, id="dynamodb-writes-unreachable"),
-    pytest.param("kms", AwsFaultKind.THROTTLED, (), id="kms-throttled"),
-    pytest.param("kms", AwsFaultKind.UNAVAILABLE, (), id="kms-unreachable"),
-]
-
-
-# Routes that landed on main after this matrix was written: their requests (a pool with
-# scratch orgs in the world) are still to be added. Any other route missing fails.
-NOT_YET_IN_THE_MATRIX: Final = {
-    ("GET", "/pools/{tag}"),
-    ("POST", "/pools/{tag}/fetch"),
-    ("DELETE", "/pools/{tag}/orgs/{username}"),
-    ("POST", "/pools/{tag}/cleanup"),
+# (BotoCoreError after retries) for writes only (DynamoDB: a write path that reads fine
+# and then cannot write) or for every call (KMS): both error paths of each service.
+AWS_FAULTS: Final[dict[str, tuple[tuple[AwsFaultKind, frozenset[str]], ...]]] = {
+    "dynamodb": ((AwsFaultKind.THROTTLED, frozenset()), (AwsFaultKind.UNAVAILABLE, WRITES)),
+    "kms": ((AwsFaultKind.THROTTLED, frozenset()), (AwsFaultKind.UNAVAILABLE, frozenset())),
 }
+# Every fault of each service a route uses. For a service it does not use, the first
+# fault only (it fails every call): it shows the route does not call that service, and
+# the others would show nothing more.
+AWS_CASES: Final = [
+    pytest.param(
+        route,
+        service,
+        kind,
+        operations,
+        id=f"{' '.join(route)}-{service}-{'writes-' if operations else ''}{kind}",
+    )
+    for route, spec in ROUTES.items()
+    for service, faults in AWS_FAULTS.items()
+    for kind, operations in (faults if service in spec.uses else faults[:1])
+]
 
 
 def test_every_route_of_the_template_is_in_the_fault_matrix() -> None:
@@ -328,34 +407,75 @@ def test_every_route_of_the_template_is_in_the_fault_matrix() -> None:
         for spec in sam.functions(sam.load_template())
         for route in spec.events
     }
-    missing = routes - set(ROUTES)
-    assert missing == NOT_YET_IN_THE_MATRIX, "add a request for these routes to ROUTES"
+    assert routes - set(ROUTES) == set(), "add a request for these routes to ROUTES"
     assert set(ROUTES) - routes == set()
 
 
+@pytest.fixture(autouse=True)
+def _aws_retries_without_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    retry_without_pauses(monkeypatch)
+
+
+def stored(broker: Broker) -> tuple[dict[tuple[str, str], dict[str, Any]], list[str]]:
+    """What the broker keeps: its table's org data, and the pools' idempotency records."""
+    records = broker.dynamodb.scan(TableName=idempotency_table(broker))["Items"]
+    return broker.snapshot(), sorted(json.dumps(r, sort_keys=True) for r in records)
+
+
+def pool_with_work(world: World) -> World:
+    """The default Dev Hub `hub@acme.com`, its pool `ci` (3 Available orgs), one fetched
+    (`world.fetched`), and one fetched whose org was then deleted by hand on the Dev Hub
+    (a lease for the cleanup to drop)."""
+    broker, salesforce = world.broker, world.salesforce
+    register_hub(broker, salesforce)
+    make_pool(salesforce, 4)
+    fetched, vanished = (fetch(world), fetch(world))
+    assert fetched.status == vanished.status == 200, (fetched.body, vanished.body)
+    state = salesforce.state
+    hub_org = state.org_of(state.user(HUB))
+    row = next(
+        r
+        for r in state.rows(SCRATCH_ORG_INFO, hub_org)
+        if r["SignupUsername"] == vanished.body["username"]
+    )
+    assert state.delete_row(SCRATCH_ORG_INFO, hub_org, str(row["Id"]))
+    world.fetched = fetched.body["username"]
+    return world
+
+
 @pytest.fixture
-def world(broker: Broker, salesforce: FakeSalesforceServer, acme: str) -> World:
+def world(
+    broker: Broker, salesforce: FakeSalesforceServer, acme: str, route: tuple[str, str]
+) -> World:
+    """The world a route acts on: the orgs and an API token always; the sandboxes and the
+    environment for their routes, the pool for its routes (each costs a dozen requests,
+    and the other routes never look at them)."""
     state = salesforce.state
     state.create_sandbox(USERNAME, "uat")
     state.create_sandbox(USERNAME, "qa")
     state.create_production_org(DISPOSABLE)
     assert register(broker, acme).status == 201
     assert register(broker, state.mint_auth_url(DISPOSABLE)).status == 201
-    jit = {"sandboxName": "uat", "productionUsername": USERNAME}
-    assert broker.call("POST", "/sandboxes", json_body=jit).status == 201
-    environment = {**REPO, "name": "UAT", "category": "test", "username": SANDBOX}
-    assert broker.call("POST", "/environments", json_body=environment).status == 201
-    held = ROUTES["POST", "/environments/{name}/leases"].call(World(broker, salesforce, "", ""))
-    assert held.status == 201, held.body
     created = broker.call("POST", "/api-tokens", json_body={"name": "old", "scopes": ["admin"]})
     assert created.status == 201, created.body
+    world = World(broker, salesforce, token_id=created.body["id"])
+    path = route[1]
+    if path.startswith(("/sandboxes", "/environments")):
+        jit = {"sandboxName": "uat", "productionUsername": USERNAME}
+        assert broker.call("POST", "/sandboxes", json_body=jit).status == 201
+        environment = {**REPO, "name": "UAT", "category": "test", "username": SANDBOX}
+        assert broker.call("POST", "/environments", json_body=environment).status == 201
+        held = ROUTES["POST", "/environments/{name}/leases"].call(world)
+        assert held.status == 201, held.body
+        world.lease_id = held.body["leaseId"]
+    if path.startswith("/pools"):
+        pool_with_work(world)
     runtime.reset()  # a cold container: no data key cached, every path reaches KMS
     broker.watch_aws()
-    return World(broker, salesforce, token_id=created.body["id"], lease_id=held.body["leaseId"])
+    return world
 
 
-@pytest.mark.parametrize(("service", "kind", "operations"), AWS_FAULTS)
-@pytest.mark.parametrize("route", list(ROUTES), ids=" ".join)
+@pytest.mark.parametrize(("route", "service", "kind", "operations"), AWS_CASES)
 def test_an_aws_failure_answers_503_and_leaves_the_table_unchanged(
     world: World,
     route: tuple[str, str],
@@ -364,7 +484,7 @@ def test_an_aws_failure_answers_503_and_leaves_the_table_unchanged(
     operations: frozenset[str],
 ) -> None:
     broker = world.broker
-    before = broker.snapshot()
+    before = stored(broker)
     fault = AwsFault(service, kind, operations)
     client = runtime.dynamodb() if service == "dynamodb" else runtime.kms()
     fault.attach(client)
@@ -372,12 +492,135 @@ def test_an_aws_failure_answers_503_and_leaves_the_table_unchanged(
         answer = ROUTES[route].call(world)
     finally:
         fault.detach(client)
-    if not fault.fired:  # this route does not use that service (or those operations)
+    if not operations:  # every call failed: it fired if, and only if, the route uses it
+        assert bool(fault.fired) == (service in ROUTES[route].uses), "correct RouteCall.uses"
+    # Pool orgs: none leased without being Assigned, none Assigned without a lease.
+    assert_consistent_but_for_deleted_orgs(broker, world.salesforce)
+    if not fault.fired:  # a read-only route under failing writes, or a service it does not use
         assert answer.status == ROUTES[route].ok, answer.body
         return
     FAULTS_INJECTED[f"{service} {kind}"] += 1
-    assert (answer.status, answer.error) == (503, "dependency_unavailable"), (
-        fault.seen,
-        answer.body,
+    # Retries are bounded and made: each failing call was tried exactly AWS_ATTEMPTS times.
+    assert {n % AWS_ATTEMPTS for n in Counter(fault.seen).values()} == {0}, fault.seen
+    if ROUTES[route].reports_errors and answer.status == 200:
+        # It failed item by item: each listed with the code a request would have had.
+        assert answer.body["errors"], answer.body
+        assert {e["error"] for e in answer.body["errors"]} == {"dependency_unavailable"}
+    else:
+        assert (answer.status, answer.error) == (503, "dependency_unavailable"), (
+            fault.seen,
+            answer.body,
+        )
+    assert stored(broker) == before, fault.seen
+
+
+# --- Salesforce: the Dev Hub of the pools -----------------------------------------------
+
+# The Dev Hub calls of each pool route, and the faults tried on each: every class (an
+# error answer, garbage, no answer in time, a refused session) on every call. The Dev
+# Hub's token refresh is the token service's (`TokenService.issue`) for all four routes:
+# its faults are tried through the fetch, and on every kind by the refresh test above.
+PATCH, DELETE = "sobjects/patch", "sobjects/delete"
+DEV_HUB_FAULTS: Final[dict[tuple[str, str], dict[str, tuple[str, ...]]]] = {
+    ("GET", "/pools/{tag}"): {"query": ("http_503", "malformed_json", "timeout", "invalid_grant")},
+    ("POST", "/pools/{tag}/fetch"): {
+        "token": ("http_500", "timeout", "invalid_grant"),
+        "query": ("http_429", "html_error", "malformed_json", "timeout", "invalid_grant"),
+        PATCH: ("http_500", "http_429", "html_error", "malformed_json", "timeout", "invalid_grant"),
+    },
+    ("DELETE", "/pools/{tag}/orgs/{username}"): {
+        "query": ("http_503", "timeout"),
+        DELETE: (
+            "http_500",
+            "http_429",
+            "html_error",
+            "malformed_json",
+            "timeout",
+            "invalid_grant",
+        ),
+    },
+    ("POST", "/pools/{tag}/cleanup"): {
+        "query": ("http_503", "html_error", "timeout", "invalid_grant"),
+        DELETE: ("http_500", "malformed_json", "timeout", "invalid_grant"),
+    },
+}
+DEV_HUB_CASES: Final = [
+    pytest.param(route, endpoint, kind, id=f"{' '.join(route)}-{endpoint}-{kind}")
+    for route, calls in DEV_HUB_FAULTS.items()
+    for endpoint, kinds in calls.items()
+    for kind in kinds
+]
+
+
+@pytest.fixture
+def pool_world(fast_salesforce: Broker, salesforce: FakeSalesforceServer) -> World:
+    """`pool_with_work` with more Available orgs, and an expired one for the cleanup."""
+    world = pool_with_work(World(fast_salesforce, salesforce))
+    make_pool(salesforce, 4)
+    expired = salesforce.state.now() - timedelta(days=1)
+    make_pool(salesforce, 1, expiration_date=expired.date())
+    return world
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """The fake finishes a stalled request after the caller gave up on it."""
+    deadline = time.monotonic() + 10 * STALL_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "the stalled request never finished"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("route", "endpoint", "kind"), DEV_HUB_CASES)
+def test_a_dev_hub_failure_answers_api_md_and_the_pool_converges(
+    pool_world: World, route: tuple[str, str], endpoint: str, kind: str
+) -> None:
+    broker, salesforce = pool_world.broker, pool_world.salesforce
+    if endpoint == "token":
+        drop_cached_token(broker, HUB)
+    before = stored(broker)
+    rows, assigned_before = len(active_rows(salesforce)), len(assigned(salesforce))
+    salesforce.reset_counts()
+    arm(salesforce, endpoint, kind)
+    answer = ROUTES[route].call(pool_world)
+    salesforce.faults.clear()
+    # Bounded: one try and the retries per call; a fetch gives up after two failed claims.
+    calls = salesforce.counts[canonical_endpoint(endpoint)]
+    assert calls <= (MAX_FAILED_CLAIMS if endpoint == PATCH else 1) * (1 + MAX_RETRIES)
+    if (endpoint, kind) == ("token", "invalid_grant"):
+        # The Dev Hub's credential is dead: marked invalid (re-register it), nothing else.
+        assert (answer.status, answer.error) == (409, "org_credentials_invalid")
+        after = broker.snapshot()
+        assert after.pop((f"ORG#{HUB}", "META"))["status"] == {"S": "invalid"}
+        before[0].pop((f"ORG#{HUB}", "META"))
+        assert (after, stored(broker)[1]) == before
+        return
+    status, code = SALESFORCE_FAULTS[kind]
+    if route == ("POST", "/pools/{tag}/cleanup") and endpoint == DELETE:
+        # Each org the Dev Hub would not delete is listed; the cleanup goes on.
+        assert answer.status == 200, answer.body
+        assert {e["error"] for e in answer.body["errors"]} == {code}, answer.body
+    else:
+        assert (answer.status, answer.error) == (status, code), answer.body
+        assert stored(broker) == before
+    lost = kind == "timeout" and endpoint in (PATCH, DELETE)
+    if lost:  # the write happened after we stopped waiting: Salesforce's answer was lost
+        if endpoint == PATCH:  # each claim gave its lease back; the patches landed later
+            wait_until(lambda: len(assigned(salesforce)) == assigned_before + calls)
+        else:
+            wait_until(lambda: len(active_rows(salesforce)) == rows - calls)
+    # No org leased without being Assigned; Assigned without a lease only after a lost
+    # answer, which the cleanup repairs once its grace is over.
+    alive = set(active_rows(salesforce))
+    assert claimed(broker) & alive <= assigned(salesforce)
+    assert lost or claimed(broker) & alive == assigned(salesforce)
+    age_rows(salesforce)
+    repaired = broker.call(
+        "POST", "/pools/{tag}/cleanup", path_params=CI, json_body={"dryRun": False}
     )
-    assert broker.snapshot() == before, fault.seen
+    assert (repaired.status, repaired.body["errors"]) == (200, []), repaired.body
+    assert_consistent(broker, salesforce)
+    # The pool works again, and never hands out an org twice.
+    again = fetch(pool_world)
+    assert again.status == 200, again.body
+    assert again.body["username"] != pool_world.fetched
+    assert_consistent(broker, salesforce)

@@ -17,13 +17,21 @@ from local import template as sam
 from local.events import load_event
 from local.fake_salesforce import FakeSalesforceServer
 from local.fake_salesforce.schema import SCRATCH_ORG_INFO
-from local.fake_salesforce.state import ScratchOrg
 from local.lambdas import invoke
-from tests.support.broker import Answer, Broker
+from tests.support.broker import Answer, Broker, drop_cached_token
 from tests.support.pool_race import race_sfbroker, race_sfp
+from tests.support.pools import (
+    HUB,
+    allocation,
+    assert_consistent,
+    idempotency_table,
+    leases,
+    make_pool,
+    register_hub,
+    set_row,
+)
 from tests.support.token_api import TokenApi, bearer, create_token
 
-HUB = "hub@acme.com"
 CI = {"tag": "ci"}
 FETCHER = "arn:aws:sts::123456789012:assumed-role/ci/job-1"
 OTHER_FETCHER = "arn:aws:sts::123456789012:assumed-role/ci/job-2"
@@ -32,26 +40,7 @@ OTHER_FETCHER = "arn:aws:sts::123456789012:assumed-role/ci/job-2"
 @pytest.fixture
 def hub(broker: Broker, salesforce: FakeSalesforceServer) -> str:
     """A Dev Hub registered as the default one (no pool orgs yet)."""
-    salesforce.state.create_dev_hub(HUB)
-    auth_url = salesforce.state.mint_auth_url(HUB)
-    answer = broker.call(
-        "POST", "/orgs", json_body={"sfdxAuthUrl": auth_url, "isDevHub": True, "isDefault": True}
-    )
-    assert answer.status == 201, answer.body
-    return HUB
-
-
-def make_pool(
-    salesforce: FakeSalesforceServer, size: int, *, tag: str = "ci", **options: Any
-) -> list[ScratchOrg]:
-    now = salesforce.state.now()
-    created = options.pop("created_date", None)
-    return [
-        salesforce.state.create_scratch_org(
-            HUB, pool_tag=tag, created_date=created or now - timedelta(minutes=i), **options
-        )
-        for i in range(size)
-    ]
+    return register_hub(broker, salesforce)
 
 
 def fetch(broker: Broker, *, key: str | None = None, caller: str = FETCHER, **body: Any) -> Answer:
@@ -63,40 +52,6 @@ def fetch(broker: Broker, *, key: str | None = None, caller: str = FETCHER, **bo
         headers={"Idempotency-Key": key} if key else None,
         iam_arn=caller,
     )
-
-
-def set_row(salesforce: FakeSalesforceServer, info_id: str, **fields: Any) -> None:
-    """Change a ScratchOrgInfo row as sfp (or time) would, without the REST API."""
-    state = salesforce.state
-    hub_org = state.org_of(state.user(HUB))
-    assert state.update_row(SCRATCH_ORG_INFO, hub_org, info_id, fields)
-    record = state.dev_hub_records[info_id[:15]]
-    record.fields.update({k: v for k, v in fields.items() if k == "LastModifiedDate"})
-
-
-def allocation(salesforce: FakeSalesforceServer) -> dict[str, str]:
-    """Username → allocation status of every active pool row on the Dev Hub."""
-    return {
-        str(r.fields["SignupUsername"]): str(r.fields["Allocation_status__c"])
-        for r in salesforce.state.dev_hub_records.values()
-        if r.entity is SCRATCH_ORG_INFO and r.fields["Status"] == "Active"
-    }
-
-
-def leases(broker: Broker) -> dict[str, dict[str, Any]]:
-    """Username → raw lease item, as DynamoDB holds them."""
-    return {
-        item["username"]["S"]: item
-        for item in broker.table_items()
-        if item["PK"]["S"].startswith("POOL#")
-    }
-
-
-def assert_consistent(broker: Broker, salesforce: FakeSalesforceServer) -> None:
-    """No org Assigned without a claimed lease, no claimed lease without an Assigned org."""
-    claimed = {u for u, item in leases(broker).items() if item["status"]["S"] == "claimed"}
-    assigned = {u for u, status in allocation(salesforce).items() if status == "Assigned"}
-    assert claimed == assigned
 
 
 # ---------------------------------------------------------------- the race
@@ -272,6 +227,22 @@ def test_a_named_dev_hub_must_be_a_registered_dev_hub(
     assert (answer.status, answer.error) == (422, "not_a_dev_hub")
     answer = fetch(broker, devHubUsername="nobody@acme.com")
     assert (answer.status, answer.error) == (404, "org_not_found")
+
+
+def test_the_pool_functions_refresh_the_dev_hub_token_when_its_cache_is_gone(
+    broker: Broker, salesforce: FakeSalesforceServer, hub: str
+) -> None:
+    make_pool(salesforce, 1)
+    for method, path in (
+        ("GET", "/pools/{tag}"),
+        ("POST", "/pools/{tag}/fetch"),
+        ("POST", "/pools/{tag}/cleanup"),
+    ):
+        drop_cached_token(broker, HUB)
+        salesforce.reset_counts()
+        answer = broker.call(method, path, path_params=CI, iam_arn=FETCHER)
+        assert answer.status == 200, (path, answer.body)
+        assert salesforce.counts["oauth2/token"] == 1, path
 
 
 # ---------------------------------------------------------------- faults mid-fetch
@@ -580,7 +551,3 @@ def test_no_credential_reaches_logs_audit_or_errors(
         assert secret not in audit
         assert secret not in (failed.raw or "")
         assert secret not in json.dumps(broker.table_items())
-
-
-def idempotency_table(broker: Broker) -> str:
-    return broker.table_name + "-idempotency"

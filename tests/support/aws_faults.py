@@ -9,6 +9,11 @@ the broker's own error handling is what is tested. Nothing of ours is replaced.
 
 `CompetingWrite` is a conditional-check race made real: just before the broker's chosen
 write goes out, another writer changes the same item in the real table.
+
+`retry_without_pauses` keeps botocore's retries (every attempt is made, and counted by
+`AwsFault`) but drops the pause between them: a throttled call otherwise waits its real
+exponential backoff (up to 1 s + 2 s with the broker's 3 attempts), which only costs the
+suite time.
 """
 
 from __future__ import annotations
@@ -19,10 +24,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import pytest
 from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
+from botocore.retries.standard import ExponentialBackoff
+from sfbroker.runtime import AWS_CONFIG
 
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+# Every failing call of the broker's clients is tried this often: botocore reads the
+# `max_attempts` of runtime.AWS_CONFIG as retries, after the first try.
+AWS_ATTEMPTS: int = AWS_CONFIG.retries["max_attempts"] + 1  # type: ignore[attr-defined]
+
+
+def retry_without_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard retry mode, minus its sleeps: the backoff it computes is 0 s."""
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda _self, _context: 0.0)
 
 
 class AwsFaultKind(StrEnum):

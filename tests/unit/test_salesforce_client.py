@@ -359,3 +359,36 @@ def test_every_call_of_a_request_shares_one_budget() -> None:
     with pytest.raises(SalesforceTimeout):
         sf.userinfo(grant)
     assert len(transport.sent) == 4  # no time left: not even sent
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+@pytest.mark.parametrize(
+    ("status", "body", "done"),
+    [(204, b"", True), (200, b'{"records": [', False), (200, b"{}", False), (201, b"", False)],
+)
+def test_a_record_write_is_done_only_when_salesforce_answers_204(
+    method: str, status: int, body: bytes, done: bool
+) -> None:
+    """SALESFORCE.md: PATCH and DELETE of a record answer 204; any other answer (a 200
+    with a body mangled on the way) is a `SalesforceError`, never taken as done."""
+
+    def answer(request: requests.PreparedRequest) -> requests.Response:
+        if request.url and "oauth2/token" in request.url:
+            return respond(200, GRANT_BODY)
+        return respond(status, body)
+
+    sf, transport = client(answer)
+    grant = sf.refresh(AUTH)
+
+    def write() -> None:
+        if method == "PATCH":
+            sf.update_record(grant, "ScratchOrgInfo", "2SR000000000001", {"A": "B"})
+        else:
+            assert sf.delete_record(grant, "ActiveScratchOrg", "1AS000000000001")
+
+    if done:
+        write()
+    else:
+        with pytest.raises(SalesforceError, match="not 204"):
+            write()
+    assert [r.method for r in transport.sent] == ["POST", method]

@@ -278,7 +278,7 @@ class SalesforceClient:
     ) -> None:
         """`PATCH` a record's fields (Salesforce answers 204)."""
         url = f"{self._data_url(grant)}/sobjects/{sobject}/{quote(record_id, safe='')}"
-        _check_status(self._send("PATCH", url, headers=_bearer(grant), json=changes), "update")
+        _expect_no_content(self._send("PATCH", url, headers=_bearer(grant), json=changes), "update")
 
     def delete_record(self, grant: Session, sobject: str, record_id: str) -> bool:
         """`DELETE` a record; False when it was already gone (404)."""
@@ -286,7 +286,7 @@ class SalesforceClient:
         response = self._send("DELETE", url, headers=_bearer(grant))
         if response.status_code == 404:
             return False
-        _check_status(response, "delete")
+        _expect_no_content(response, "delete")
         return True
 
     def _data_url(self, grant: Session) -> str:
@@ -379,6 +379,16 @@ def _check_status(response: requests.Response, what: str) -> None:
         raise SalesforceError(
             f"Salesforce answered the {what} request with HTTP {response.status_code}"
             + _error_code_suffix(response)
+        )
+
+
+def _expect_no_content(response: requests.Response, what: str) -> None:
+    """A write is done only when Salesforce says 204: any other answer (a 200 with a body
+    mangled on the way, say) may not have been Salesforce's, so it is not trusted."""
+    _check_status(response, what)
+    if response.status_code != 204:
+        raise SalesforceError(
+            f"Salesforce answered the {what} request with HTTP {response.status_code}, not 204"
         )
 
 
