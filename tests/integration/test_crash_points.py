@@ -12,8 +12,9 @@ Races: just before the broker's conditional write, another writer changes the sa
 in the real table (`CompetingWrite`); the broker must answer as API.md says and leave the
 other writer's data in place. Both run on moto and DynamoDB Local.
 
-Not covered yet: lease promotion (environments, landed while this suite was written)
-and pool claim + patch (pools); their crash points belong here, built on `KillSwitch`.
+Also the pool fetch with an Idempotency-Key (in-progress record, lease, patch, completed
+record: killed before and just after each write) and the release of an environment's
+lease with a waiter (release, end of hold, promotion of the next ticket).
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ from sfbroker import runtime
 from local.fake_salesforce import FakeSalesforceServer
 from tests.support.aws_faults import WRITES, CompetingWrite
 from tests.support.broker import Answer, Broker, drop_cached_token
+from tests.support.pools import (
+    assert_consistent,
+    assigned,
+    claimed,
+    idempotency_table,
+    leases,
+    make_pool,
+    register_hub,
+)
 from tests.support.run_summary import report
 
 # A dead holder's refresh lease expires quickly (it must outlive the request budget).
@@ -44,22 +54,37 @@ class Killed(BaseException):
 
 @dataclass
 class KillSwitch:
-    """Kill the container before its `at`-th write of org data (audit writes aside)."""
+    """Kill the container before its `at`-th write of org data (audit writes aside), or,
+    with `after`, as soon as that write is made (before anything else happens)."""
 
     at: int
+    after: bool = False
     writes: int = 0
     killed: bool = False
 
-    def __call__(self, event_name: str, params: dict[str, Any], **_: Any) -> None:
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-call", self)
+        client.meta.events.register("after-call", self.written)
+
+    def __call__(
+        self, event_name: str, params: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
         if self.killed:
             raise Killed
         operation = event_name.rsplit(".", 1)[-1]
         if operation not in WRITES or b"AUDIT#" in (params.get("body") or b""):
             return
         if self.writes == self.at:
+            if not self.after:
+                self.killed = True
+                raise Killed
+            context["kill_switch"] = True
+        self.writes += 1
+
+    def written(self, context: dict[str, Any], **_: Any) -> None:
+        if context.get("kill_switch"):
             self.killed = True
             raise Killed
-        self.writes += 1
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,12 +112,14 @@ def fresh_container(broker: Broker) -> None:
     broker.watch_aws()
 
 
-def killed_at(broker: Broker, at: int, request: Callable[[], Answer]) -> KillSwitch:
-    """Run `request` in a container that dies before its `at`-th write."""
+def killed_at(
+    broker: Broker, at: int, request: Callable[[], Answer], *, after: bool = False
+) -> KillSwitch:
+    """Run `request` in a container that dies before its `at`-th write (or after it)."""
     fresh_container(broker)
-    switch = KillSwitch(at)
+    switch = KillSwitch(at, after)
     for client in (runtime.dynamodb(), runtime.kms()):
-        client.meta.events.register("before-call", switch)
+        switch.attach(client)
     with contextlib.suppress(Killed):
         request()
     fresh_container(broker)  # the next request: another container
@@ -207,6 +234,129 @@ def test_a_deletion_converges_after_a_crash_at_each_write(
 
     # Writes: the org, its cached token, its refresh lease.
     assert every_kill_point("deletion", run) == [0, 1, 2]
+
+
+# --- Pools: claim + patch ------------------------------------------------------------------
+
+
+def expire_in_progress_records(broker: Broker) -> None:
+    """The dead invocation's time is up: its in-progress idempotency records expire (what
+    Powertools reads as `in_progress_expiration`, the Lambda context's deadline)."""
+    table = idempotency_table(broker)
+    for item in broker.dynamodb.scan(TableName=table)["Items"]:
+        if item["status"]["S"] == "INPROGRESS":
+            broker.dynamodb.update_item(
+                TableName=table,
+                Key={"id": item["id"]},
+                UpdateExpression="SET in_progress_expiration = :past",
+                ExpressionAttributeValues={":past": {"N": "0"}},
+            )
+
+
+def test_a_pool_fetch_with_a_key_converges_after_a_crash_at_each_write(
+    short_lease: Broker, salesforce: FakeSalesforceServer
+) -> None:
+    """Writes of a fetch with an Idempotency-Key: its in-progress record, the lease,
+    (the patch on the Dev Hub), its completed record. The function dies before or just
+    after each; the caller's retry with the same key gets the org the dead call leased,
+    or one nobody holds, and in the end every claimed lease is an org some caller got."""
+    broker = short_lease
+    register_hub(broker, salesforce)
+    make_pool(salesforce, 12)
+    handed_out: list[str] = []
+    points: list[tuple[int, bool]] = []
+
+    def fetch(key: str) -> Answer:
+        return broker.call(
+            "POST",
+            "/pools/{tag}/fetch",
+            path_params={"tag": "ci"},
+            headers={"Idempotency-Key": key},
+        )
+
+    for at in range(10):
+        for after in (False, True):
+            key = f"run-{at}-{after}"
+            switch = killed_at(broker, at, lambda: fetch(key), after=after)  # noqa: B023
+            if not switch.killed:
+                break
+            points.append((at, after))
+            dead = {
+                u for u, item in leases(broker).items() if item["idempotencyKey"].get("S") == key
+            }
+            # No lease without its org Assigned but the dead call's own (it may have died
+            # before its patch), and nothing Assigned without a lease.
+            assert claimed(broker) - dead <= assigned(salesforce) <= claimed(broker)
+            expire_in_progress_records(broker)
+            answer = fetch(key)
+            assert answer.status == 200, ((at, after), answer.body)
+            assert dead <= {answer.body["username"]}, (at, after)  # the same org, if any
+            handed_out.append(answer.body["username"])
+            assert_consistent(broker, salesforce)
+            assert claimed(broker) == set(handed_out), (at, after)  # none lost
+        else:
+            continue
+        break
+    CRASHES["pool fetch with a key"] = len(points)
+    assert len(handed_out) == len(set(handed_out))  # no org handed out twice
+    # In-progress record, lease, completed record: before and just after each.
+    assert points == [(0, False), (0, True), (1, False), (1, True), (2, False), (2, True)]
+
+
+# --- Environments: lease promotion -----------------------------------------------------------
+
+REPO: Final = {"repository": "acme/app"}
+UAT: Final = {"name": "UAT"}
+
+
+def test_a_lease_release_converges_after_a_crash_at_each_write(
+    short_lease: Broker, salesforce: FakeSalesforceServer, acme: str
+) -> None:
+    """Releasing the held lease with one waiting: the release is written, the hold ended,
+    the hold given to the next ticket. Killed before each write, the holder's retry and
+    the waiter's poll converge: the waiter holds the environment, alone."""
+    broker = short_lease
+    assert broker.call("POST", "/orgs", json_body={"sfdxAuthUrl": acme}).status == 201
+    environment = {**REPO, "name": "UAT", "category": "test", "username": USER}
+    assert broker.call("POST", "/environments", json_body=environment).status == 201
+
+    def lease_call(method: str, lease_id: str) -> Answer:
+        return broker.call(
+            method,
+            "/environments/{name}/leases/{leaseId}",
+            path_params={**UAT, "leaseId": lease_id},
+            query=REPO,
+        )
+
+    def take() -> str:
+        answer = broker.call(
+            "POST",
+            "/environments/{name}/leases",
+            path_params=UAT,
+            query=REPO,
+            json_body={"ttlSeconds": 600, "wait": True},
+        )
+        assert answer.status == 201, answer.body
+        return str(answer.body["leaseId"])
+
+    points: list[int] = []
+    holder = take()
+    for at in range(10):
+        waiter = take()
+        assert lease_call("GET", waiter).body["status"] == "queued"
+        switch = killed_at(broker, at, lambda: lease_call("DELETE", holder))  # noqa: B023
+        if not switch.killed:
+            assert lease_call("GET", waiter).body["status"] == "acquired"
+            break
+        points.append(at)
+        released = lease_call("DELETE", holder)  # the holder's retry
+        assert (released.status, released.body["status"]) == (200, "released"), released.body
+        polled = lease_call("GET", waiter)
+        assert (polled.status, polled.body["status"]) == (200, "acquired"), (at, polled.body)
+        holder = waiter
+    CRASHES["lease release"] = len(points)
+    # The release, the end of the hold, the hold given to the next ticket.
+    assert points == [0, 1, 2]
 
 
 # --- Races --------------------------------------------------------------------------------

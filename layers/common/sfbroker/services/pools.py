@@ -228,7 +228,11 @@ class PoolService:
 
     def _claim(self, hub: Session, request: FetchRequest) -> _Claimed:
         now = self.clock()
-        taken = {lease.scratch_org_info_id for lease in self.leases.of_pool(request.tag, now)}
+        leases = self.leases.of_pool(request.tag, now)
+        resumed = self._resume(hub, request, leases)
+        if resumed is not None:
+            return resumed
+        taken = {lease.scratch_org_info_id for lease in leases}
         failed: list[SalesforceError | SalesforceTimeout] = []
         candidates = self.dev_hub.available(hub, request.tag)
         self.shuffle(candidates)
@@ -278,6 +282,40 @@ class PoolService:
             raise failed[-1]
         count("PoolEmpty")
         raise PoolEmpty(request.tag)
+
+    def _resume(
+        self, hub: Session, request: FetchRequest, leases: list[PoolLease]
+    ) -> _Claimed | None:
+        """The claim of an earlier call with this caller and Idempotency-Key that never
+        answered (its function died after taking the lease; the key's record expired in
+        progress): finished on the same org, so that org is neither lost nor held twice."""
+        if request.idempotency_key is None:
+            return None
+        lease = next(
+            (
+                lease
+                for lease in leases
+                if lease.status == "claimed"
+                and lease.fetched_by == request.caller
+                and lease.idempotency_key == request.idempotency_key
+                and lease.dev_hub_username.lower() == request.dev_hub_username.lower()
+            ),
+            None,
+        )
+        if lease is None:
+            return None
+        org = self.dev_hub.get(hub, lease.scratch_org_info_id)
+        if (
+            org is None
+            or org.auth_url is None
+            or org.allocation_status not in (AVAILABLE, ASSIGNED)
+        ):
+            return None  # gone meanwhile: cleanup drops the lease; claim another org
+        if org.allocation_status == AVAILABLE:  # it died before its patch
+            self.dev_hub.assign(hub, org.id)
+        count("PoolClaimResumed")
+        logger.info("pool claim resumed", extra={"tag": request.tag, "scratchOrgInfoId": org.id})
+        return _Claimed(org, parse_auth_url(org.auth_url.get_secret_value()))
 
     def _usable_auth_url(
         self, request: FetchRequest, org: PoolOrg, now: datetime
