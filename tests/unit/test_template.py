@@ -665,6 +665,8 @@ def test_alarms_cover_5xx_throttles_denials_and_invalid_credentials(
         ("AWS/DynamoDB", "WriteThrottleEvents"),
         ("sfbroker", "AuthorizerDenied"),
         ("sfbroker", "OrgCredentialsInvalid"),
+        ("AWS/Lambda", "Errors"),
+        ("sfbroker", "PoolCleanupErrors"),
     }
     # One 5xx alarm per API, named as the APIs are.
     api_names = {
@@ -683,6 +685,28 @@ def test_alarms_cover_5xx_throttles_denials_and_invalid_credentials(
     assert throttled == {spec.logical_id for spec in functions(template)}
 
 
+def test_cleanup_errors_alarm_on_a_failed_run_or_a_failed_candidate(
+    template: dict[str, Any],
+) -> None:
+    alarm = _alarms(template)["PoolCleanupErrorsAlarm"]
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    failed = metrics["failed"]["MetricStat"]["Metric"]
+    assert (failed["MetricName"], failed["Dimensions"]) == (
+        "Errors",
+        [{"Name": "FunctionName", "Value": {"Ref": "PoolCleanupFunction"}}],
+    )
+    candidates = metrics["candidates"]["MetricStat"]["Metric"]
+    assert candidates["Dimensions"] == [{"Name": "service", "Value": "sfbroker"}]
+    (returned,) = [m for m in alarm["Metrics"] if m["ReturnData"]]
+    assert returned["Expression"] == "FILL(failed, 0) + FILL(candidates, 0)"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    # One hour: the default schedule runs the cleanup hourly.
+    assert {m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m} == {3600}
+
+
 def test_the_business_metrics_alarmed_on_are_emitted_by_the_code(
     template: dict[str, Any],
 ) -> None:
@@ -690,9 +714,11 @@ def test_the_business_metrics_alarmed_on_are_emitted_by_the_code(
         path.read_text() for path in (REPO_ROOT / "layers/common/sfbroker").rglob("*.py")
     )
     for alarm in _alarms(template).values():
-        if alarm.get("Namespace") == "sfbroker":
-            assert f'count("{alarm["MetricName"]}")' in source
-            assert alarm["Dimensions"] == [{"Name": "service", "Value": "sfbroker"}]
+        metrics = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+        for metric in [alarm, *metrics]:
+            if metric.get("Namespace") == "sfbroker":
+                assert f'count("{metric["MetricName"]}"' in source
+                assert metric["Dimensions"] == [{"Name": "service", "Value": "sfbroker"}]
 
 
 def test_alarms_notify_the_topic_only_when_one_is_given(template: dict[str, Any]) -> None:
