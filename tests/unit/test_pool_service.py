@@ -4,6 +4,7 @@ tried in, lost leases, failed patches, unusable auth URLs, idempotent retries, r
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sfbroker.errors import (
@@ -295,6 +296,38 @@ def test_a_first_call_that_failed_is_not_remembered(world: PoolWorld) -> None:
         fetch(world, key="k")
 
     assert fetch(world, key="k").username == "test-1@example.com"
+
+
+@pytest.mark.parametrize("patched", [False, True], ids=["before-its-patch", "after-its-patch"])
+def test_a_retry_after_a_call_that_died_holding_a_lease_finishes_that_claim(
+    world: PoolWorld, patched: bool
+) -> None:
+    """The dead call's lease (same caller, key, Dev Hub) is there, its idempotency record
+    is not (it expired in progress): the retry gets that org, not another one."""
+    older, newest = world.pool(2)
+    lease = PoolLease(
+        tag="ci",
+        scratch_org_info_id=older.id,
+        username=older.username,
+        dev_hub_username=DEV_HUB,
+        status="claimed",
+        leased_at=START,
+        expires_at=START + timedelta(days=7),
+        fetched_by=CALLER,
+        idempotency_key="k",
+    )
+    assert world.leases.claim(lease)
+    if patched:
+        world.dev_hub.rows[older.id] = replace(older, allocation_status=ASSIGNED)
+
+    again = fetch(world, key="k")
+
+    assert again.scratch_org_info_id == older.id
+    assert world.dev_hub.calls["assign"] == (0 if patched else 1)
+    assert claimed(world) == {older.id: CALLER}
+    assert statuses(world) == {older.id: ASSIGNED, newest.id: AVAILABLE}
+    # Another key, or another caller with that key, is another fetch.
+    assert fetch(world, caller=OTHER, key="k").scratch_org_info_id == newest.id
 
 
 # --- return ---------------------------------------------------------------------------------
