@@ -137,9 +137,10 @@ def test_github_format_derives_the_key_from_the_run_and_masks_the_secrets(
     assert returned.returncode == 0, returned.stderr
 
 
-def test_an_unknown_pool_is_empty_with_exit_5(local_stack: LocalStack, tmp_path: Path) -> None:
+def test_an_unknown_pool_is_not_found_with_exit_4(local_stack: LocalStack, tmp_path: Path) -> None:
     fetched = run_sfbroker(local_stack, tmp_path, ["pool", "fetch", "nobody-prepared-this"])
-    assert fetched.returncode == 5
+    assert fetched.returncode == 4
     assert fetched.stderr_lines[-1].startswith(
-        "sfbroker: pool_empty: Pool 'nobody-prepared-this' has no available scratch org"
+        "sfbroker: pool_not_found: Dev Hub 'hub@acme.com' has no active scratch org tagged "
+        "'nobody-prepared-this': check the pool tag"
     )

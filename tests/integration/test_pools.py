@@ -133,6 +133,20 @@ def test_an_empty_pool_is_409_pool_empty(
     assert salesforce.counts["sobjects/patch"] == 1
 
 
+def test_a_tag_no_org_carries_is_404_pool_not_found(
+    broker: Broker, salesforce: FakeSalesforceServer, hub: str
+) -> None:
+    make_pool(salesforce, 2, tag="other")
+    answers = [
+        fetch(broker),
+        broker.call("GET", "/pools/{tag}", path_params=CI, query={"devHubUsername": HUB}),
+    ]
+    assert [(a.status, a.error) for a in answers] == [(404, "pool_not_found")] * 2
+    assert "check the pool tag" in answers[0].body["message"]
+    assert salesforce.counts["sobjects/patch"] == 0
+    assert leases(broker) == {}
+
+
 def test_a_retry_with_the_same_key_gets_the_same_org_and_takes_one_lease(
     broker: Broker, salesforce: FakeSalesforceServer, hub: str
 ) -> None:

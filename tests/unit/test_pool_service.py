@@ -16,6 +16,7 @@ from sfbroker.errors import (
     OrgCredentialsInvalid,
     OrgNotFound,
     PoolEmpty,
+    PoolNotFound,
     SalesforceError,
     SalesforceTimeout,
 )
@@ -126,6 +127,18 @@ def test_an_empty_pool_is_pool_empty_and_nothing_is_patched(world: PoolWorld) ->
 
     with pytest.raises(PoolEmpty):
         fetch(world)
+
+    assert world.dev_hub.calls["assign"] == 0
+    assert world.leases.items == {}
+
+
+def test_a_tag_without_any_active_org_is_pool_not_found(world: PoolWorld) -> None:
+    world.dev_hub.add(pool_org(1, tag="other"))
+
+    with pytest.raises(PoolNotFound, match="no active scratch org tagged 'ci'"):
+        fetch(world)
+    with pytest.raises(PoolNotFound):
+        world.pools.counts("ci", DEV_HUB)
 
     assert world.dev_hub.calls["assign"] == 0
     assert world.leases.items == {}

@@ -633,7 +633,8 @@ examples:
   sfbroker pool fetch ci --access-token --format env
 
 {IDEMPOTENCY_HELP}
-An empty pool exits 5 (pool_empty). Give the org back with: sfbroker pool return TAG USERNAME
+An empty pool exits 5 (pool_empty); a tag no active org of the Dev Hub carries exits 4
+(pool_not_found). Give the org back with: sfbroker pool return TAG USERNAME
 """,
         sf_login=True,
     ),

@@ -69,6 +69,19 @@ class Conflict(BrokerError):
     status, code = 409, "conflict"
 
 
+class PoolNotFound(BrokerError):
+    """The Dev Hub has no active scratch org with this tag: a mistyped tag, or a pool
+    nobody prepared (a drained pool still has its Assigned orgs: `pool_empty`)."""
+
+    status, code = 404, "pool_not_found"
+
+    def __init__(self, tag: str, dev_hub_username: str) -> None:
+        super().__init__(
+            f"Dev Hub '{dev_hub_username}' has no active scratch org tagged '{tag}': "
+            "check the pool tag"
+        )
+
+
 class PoolEmpty(BrokerError):
     status, code = 409, "pool_empty"
 

@@ -29,6 +29,7 @@ from sfbroker.errors import (
     OrgCredentialsInvalid,
     OrgNotFound,
     PoolEmpty,
+    PoolNotFound,
     SalesforceError,
     SalesforceTimeout,
 )
@@ -163,6 +164,8 @@ class PoolService:
         """How many active orgs of the pool are in each allocation status (no secrets)."""
         hub = self.tokens.issue(dev_hub_username)
         statuses = Counter(org.allocation_status for org in self.dev_hub.active(hub, tag))
+        if not statuses:
+            raise PoolNotFound(tag, dev_hub_username)
         return PoolCounts(
             tag=tag,
             dev_hub_username=dev_hub_username,
@@ -173,7 +176,8 @@ class PoolService:
         )
 
     def fetch(self, request: FetchRequest) -> FetchedOrg:
-        """Claim one Available org of the pool for the caller (409 `pool_empty` if none).
+        """Claim one Available org of the pool for the caller (409 `pool_empty` if none;
+        404 `pool_not_found` if the Dev Hub has no active org of the tag at all).
 
         With an idempotency key, a retry by the same caller gets the org of the first
         call; what is remembered is only the org's reference, never its credentials.
@@ -280,6 +284,9 @@ class PoolService:
         if failed:
             # Not empty: the Dev Hub refused what was left; say so, not `pool_empty`.
             raise failed[-1]
+        if not candidates and not self.dev_hub.active(hub, request.tag):
+            # Not even Assigned or In Progress orgs: no such pool, not a drained one.
+            raise PoolNotFound(request.tag, request.dev_hub_username)
         count("PoolEmpty")
         raise PoolEmpty(request.tag)
 
