@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sfbroker.authurl import AuthUrl
 from sfbroker.budget import new_budget
 from sfbroker.crypto import EnvelopeCipher, EnvelopeIntegrityError
-from sfbroker.salesforce import (
+from sfbroker.salesforce.client import (
     OrganizationInfo,
     SalesforceClient,
     SandboxAuth,

@@ -12,7 +12,8 @@ from requests.adapters import BaseAdapter
 from sfbroker.authurl import parse_auth_url
 from sfbroker.budget import new_budget
 from sfbroker.errors import CredentialsRejected, HostNotAllowed, SalesforceError, SalesforceTimeout
-from sfbroker.salesforce import HostPolicy, SalesforceClient
+from sfbroker.salesforce.client import SalesforceClient
+from sfbroker.salesforce.hosts import HostPolicy
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,

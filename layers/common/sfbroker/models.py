@@ -41,8 +41,14 @@ Timestamp = Annotated[
 class ApiModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown request fields are refused."""
 
+    # defer_build: a model's validator is built when first used, not at import. Each
+    # function imports every model here and uses a few (issue 15: cold import).
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        defer_build=True,
     )
 
     @classmethod

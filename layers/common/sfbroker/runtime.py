@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
 
-    from sfbroker.salesforce import SalesforceClient
+    from sfbroker.salesforce.client import SalesforceClient
     from sfbroker.salesforce.pools import DevHubPools
 
 # Bounded AWS retries with short timeouts: a Lambda must answer within API Gateway's 29 s.
@@ -97,7 +97,8 @@ def envelope_cipher() -> EnvelopeCipher:
 def salesforce() -> SalesforceClient:
     # Imported on first use: a cache hit never talks to Salesforce, so a cold start
     # need not load requests and urllib3 for it.
-    from sfbroker.salesforce import HostPolicy, SalesforceClient, new_session
+    from sfbroker.salesforce.client import SalesforceClient, new_session
+    from sfbroker.salesforce.hosts import HostPolicy
 
     trace_salesforce_calls()
     settings = get_settings()

@@ -1,23 +1,6 @@
-"""The only code that speaks to Salesforce."""
+"""The only code that speaks to Salesforce: `client` (and its `hosts` policy), `pools`.
 
-from sfbroker.salesforce.client import (
-    OrganizationInfo,
-    SalesforceClient,
-    SandboxAuth,
-    Session,
-    TokenGrant,
-    UserInfo,
-    new_session,
-)
-from sfbroker.salesforce.hosts import HostPolicy
-
-__all__ = [
-    "HostPolicy",
-    "OrganizationInfo",
-    "SalesforceClient",
-    "SandboxAuth",
-    "Session",
-    "TokenGrant",
-    "UserInfo",
-    "new_session",
-]
+The package imports nothing itself: `client` imports requests, which a function loads
+only when it first calls Salesforce (`runtime.salesforce`), while `pools`' constants
+are needed at import by the pools services.
+"""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from sfbroker.errors import SalesforceError
-from sfbroker.salesforce.client import SalesforceClient, Session
+
+if TYPE_CHECKING:  # the client imports requests: a pool listing brings it in when called
+    from sfbroker.salesforce.client import SalesforceClient, Session
 
 SCRATCH_ORG_INFO, ACTIVE_SCRATCH_ORG = "ScratchOrgInfo", "ActiveScratchOrg"
 AVAILABLE, IN_PROGRESS, ASSIGNED = "Available", "In Progress", "Assigned"

@@ -13,15 +13,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sfbroker.errors import BrokerError
 from sfbroker.observability import count, logger
-from sfbroker.salesforce.client import Session
 from sfbroker.salesforce.pools import ASSIGNED, AVAILABLE, IN_PROGRESS, DevHubPools, PoolOrg, id15
 from sfbroker.services.pools import DevHubTokens, resolve_dev_hub
 from sfbroker.store.orgs import OrgStore
 from sfbroker.store.pools import PoolLease, PoolLeaseStore
+
+if TYPE_CHECKING:  # requests is imported when Salesforce is first called (runtime)
+    from sfbroker.salesforce.client import Session
 
 Reason = Literal[
     "expired",

@@ -36,7 +36,7 @@ from sfbroker.store.orgs import OrgRecord, OrgStore, credential_record
 from sfbroker.store.table import ConditionFailed
 
 if TYPE_CHECKING:
-    from sfbroker.salesforce import SalesforceClient, SandboxAuth, TokenGrant
+    from sfbroker.salesforce.client import SalesforceClient, SandboxAuth, TokenGrant
 
 # What `sf org create sandbox` registers: the code is exchanged by the broker, never
 # followed in a browser, so no listener is needed at that address.

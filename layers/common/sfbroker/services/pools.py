@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import SecretStr
 
@@ -34,11 +34,13 @@ from sfbroker.errors import (
     SalesforceTimeout,
 )
 from sfbroker.observability import count, logger
-from sfbroker.salesforce.client import SalesforceClient, Session
 from sfbroker.salesforce.pools import ASSIGNED, AVAILABLE, IN_PROGRESS, DevHubPools, PoolOrg
 from sfbroker.store.orgs import OrgStore
 from sfbroker.store.pools import PoolLease, PoolLeaseStore
 from sfbroker.store.table import ConditionFailed
+
+if TYPE_CHECKING:  # requests is imported when Salesforce is first called (runtime)
+    from sfbroker.salesforce.client import SalesforceClient, Session
 
 # Letters, digits, `_`, `-` and `.`: safe in SOQL, in a DynamoDB key and in `pool:<tag>`.
 POOL_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")

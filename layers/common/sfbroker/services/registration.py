@@ -28,7 +28,7 @@ from sfbroker.store.orgs import OrgRecord, OrgStore, OrgType, credential_record
 from sfbroker.store.table import ConditionFailed
 
 if TYPE_CHECKING:
-    from sfbroker.salesforce import OrganizationInfo, SalesforceClient
+    from sfbroker.salesforce.client import OrganizationInfo, SalesforceClient
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from sfbroker.store.orgs import (
 from sfbroker.store.table import ConditionFailed
 
 if TYPE_CHECKING:
-    from sfbroker.salesforce import SalesforceClient, TokenGrant
+    from sfbroker.salesforce.client import SalesforceClient, TokenGrant
 
 
 FORCED_REFRESH_INTERVAL = timedelta(minutes=1)
