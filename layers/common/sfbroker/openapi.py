@@ -8,7 +8,6 @@ from typing import Any, NoReturn
 from sfbroker import __version__
 from sfbroker.http import build_resolver
 from sfbroker.models import ErrorBody
-from sfbroker.routes import admin, cleanup, environments, meta, orgs, pools, sandboxes, tokens
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -20,6 +19,10 @@ def openapi_document() -> dict[str, Any]:
     Validation errors answer 400 `invalid_request`, not Powertools' 422; every other
     error (401, 403, 404, 409, 422, 5xx) has the same body, documented as `default`.
     """
+    # Imported here: the orgs function serves this document, and its cold start should
+    # not load every other function's routes and services for it (issue 15).
+    from sfbroker.routes import admin, cleanup, environments, meta, orgs, pools, sandboxes, tokens
+
     app = build_resolver(
         meta.build_router(openapi_document),
         orgs.build_router(_not_served),

@@ -5,6 +5,11 @@ the Salesforce session are created when a request first needs them and then reus
 every later request. The one thing done at import is registering SnapStart's runtime
 hooks (`register_snapshot_hooks`): under SnapStart the clients are created before the
 snapshot and every per-environment thing is made anew after each restore.
+
+Imported here: what every function uses (settings, table, orgs, envelope cipher, tokens,
+access and audit). A service only some functions use is imported by its factory: each
+function's routes import their own services at init, and no function loads the others'
+(issue 15: cold import).
 """
 
 from __future__ import annotations
@@ -26,19 +31,11 @@ from sfbroker.crypto import DataKeyCache, EnvelopeCipher
 from sfbroker.observability import trace_salesforce_calls
 from sfbroker.services.api_tokens import ApiTokenService
 from sfbroker.services.audit import AuditTrail
-from sfbroker.services.cleanup import CleanupPolicy, PoolCleanup
-from sfbroker.services.environments import EnvironmentService
-from sfbroker.services.jit import JitService
-from sfbroker.services.pools import PoolService
-from sfbroker.services.registration import RegistrationService
 from sfbroker.services.tokens import IssuedToken, TokenPolicy, TokenService
 from sfbroker.settings import Settings, SettingsError, get_settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
-from sfbroker.store.environments import EnvironmentStore
-from sfbroker.store.idempotency import IdempotencyRecords
 from sfbroker.store.orgs import OrgRecord, OrgStore
-from sfbroker.store.pools import PoolLeaseStore
 from sfbroker.store.table import Table
 
 if TYPE_CHECKING:
@@ -47,6 +44,13 @@ if TYPE_CHECKING:
 
     from sfbroker.salesforce.client import SalesforceClient
     from sfbroker.salesforce.pools import DevHubPools
+    from sfbroker.services.cleanup import PoolCleanup
+    from sfbroker.services.environments import EnvironmentService
+    from sfbroker.services.jit import JitService
+    from sfbroker.services.pools import PoolService
+    from sfbroker.services.registration import RegistrationService
+    from sfbroker.store.environments import EnvironmentStore
+    from sfbroker.store.idempotency import IdempotencyRecords
 
 # Bounded AWS retries with short timeouts: a Lambda must answer within API Gateway's 29 s.
 AWS_CONFIG = Config(
@@ -119,6 +123,8 @@ def request_budget() -> Budget:
 
 @cache
 def registration_service() -> RegistrationService:
+    from sfbroker.services.registration import RegistrationService
+
     return RegistrationService(
         org_store(), envelope_cipher(), salesforce(), token_service(), utc_now, environment_store()
     )
@@ -144,16 +150,22 @@ def token_service() -> TokenService:
 
 @cache
 def jit_service() -> JitService:
+    from sfbroker.services.jit import JitService
+
     return JitService(org_store(), envelope_cipher(), salesforce(), token_service(), utc_now)
 
 
 @cache
 def environment_store() -> EnvironmentStore:
+    from sfbroker.store.environments import EnvironmentStore
+
     return EnvironmentStore(table())
 
 
 @cache
 def environment_service() -> EnvironmentService:
+    from sfbroker.services.environments import EnvironmentService
+
     return EnvironmentService(environment_store(), org_store(), utc_now)
 
 
@@ -179,6 +191,8 @@ def idempotency_table_name() -> str:
 
 @cache
 def idempotency_records() -> IdempotencyRecords:
+    from sfbroker.store.idempotency import IdempotencyRecords
+
     return IdempotencyRecords(
         dynamodb(),
         idempotency_table_name(),
@@ -188,6 +202,9 @@ def idempotency_records() -> IdempotencyRecords:
 
 @cache
 def pool_service() -> PoolService:
+    from sfbroker.services.pools import PoolService
+    from sfbroker.store.pools import PoolLeaseStore
+
     return PoolService(
         orgs=org_store(),
         tokens=token_service(),
@@ -203,6 +220,9 @@ def pool_service() -> PoolService:
 
 @cache
 def pool_cleanup() -> PoolCleanup:
+    from sfbroker.services.cleanup import CleanupPolicy, PoolCleanup
+    from sfbroker.store.pools import PoolLeaseStore
+
     settings = get_settings()
     return PoolCleanup(
         orgs=org_store(),
