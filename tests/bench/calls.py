@@ -107,6 +107,13 @@ def concurrent_jit_exchange(broker: Broker, salesforce: FakeSalesforceServer) ->
         salesforce.faults.delay = 0
 
 
+def create_environment(broker: Broker, _: FakeSalesforceServer) -> None:
+    """The environment `UAT` on the JIT sandbox (the environments function's cold start)."""
+    body = {"repository": "acme/app", "name": "UAT", "category": "test", "username": SANDBOX}
+    answer = broker.call("POST", "/environments", json_body=body)
+    assert answer.status == 201, answer.body
+
+
 # In order: each starts from the state the previous one left.
 SCENARIOS = [
     Scenario(

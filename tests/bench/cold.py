@@ -19,12 +19,14 @@ what it patches in Lambda), X-Ray segments sent over UDP to 127.0.0.1, no AWS CR
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from typing import Any
 from sfbroker import runtime
 
 from local import template as sam
+from local.fake_salesforce import FakeSalesforceServer
 from local.lambdas import invoke
 from local.ports import free_port
 from tests.bench.figures import Figure
@@ -50,6 +53,15 @@ TYPICAL_REQUESTS: dict[str, tuple[str, str]] = {
     "OrgsFunction": ("orgs-get.json", "GET /orgs/{username}"),
     "AdminFunction": ("admin-tokens-list.json", "GET /api-tokens"),
     "AuthorizerFunction": ("authorizer/request-bearer-token.json", "a bearer token"),
+    "SandboxesFunction": ("sandboxes-auth.json", "JIT sandbox token, cache hit"),
+    "EnvironmentsFunction": ("environments-get.json", "GET /environments/{name}"),
+}
+# Functions whose every request calls Salesforce: the floor replays AWS calls only, so a
+# ratio to it would not be honest. Their cost per request is in the call rows instead.
+_CALLS_SALESFORCE = "the Dev Hub (Salesforce); the floor replays AWS calls only"
+NO_FLOOR = {
+    "PoolsFunction": f"its requests query {_CALLS_SALESFORCE}",
+    "PoolCleanupFunction": f"it queries {_CALLS_SALESFORCE}",
 }
 
 
@@ -112,9 +124,15 @@ WITHOUT_SDK = "TokensFunction"
 
 
 def deployed_environment(spec: sam.FunctionSpec, *, sdk: bool = True) -> dict[str, str]:
-    """This process's environment (the handlers' variables) plus what Lambda sets."""
+    """This process's environment (the handlers' variables) plus what Lambda sets.
+
+    Without PYTHONDONTWRITEBYTECODE: the unmeasured first run writes the bytecode of our
+    modules, as pip wrote that of boto3 and every other dependency; with it set (some
+    shells and CI images do) only our modules would be compiled again in every run.
+    """
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {
-        **os.environ,
+        **inherited,
         "POWERTOOLS_TRACE_DISABLED": "false" if sdk else "true",
         "LAMBDA_TASK_ROOT": str(ROOT / spec.code_uri),
         "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
@@ -186,7 +204,9 @@ def import_figures(runs: int) -> list[Figure]:
     return figures
 
 
-def start_figures(runs: int, prepared: Mapping[str, Path], workdir: Path) -> list[Figure]:
+def start_figures(
+    runs: int, prepared: Mapping[str, Path], workdir: Path, salesforce: FakeSalesforceServer
+) -> list[Figure]:
     """Cold start of each function with a typical request; `prepared` maps a function
     to its event (registered org, cached token, real API token already in the table)."""
     subjects, figures = [], []
@@ -199,7 +219,8 @@ def start_figures(runs: int, prepared: Mapping[str, Path], workdir: Path) -> lis
             floor = ["floor", str(event)]
         else:
             calls = workdir / f"{spec.logical_id}.calls.json"
-            calls.write_text(json.dumps(record_calls(spec, json.loads(event.read_text()))))
+            recorded = record_calls(spec, json.loads(event.read_text()), salesforce)
+            calls.write_text(json.dumps(recorded))
             floor = ["replay", str(calls)]
         serve = ["serve", *handler_args(spec), str(event)]
         subjects.append(Subject(spec.logical_id, floor, serve, deployed_environment(spec)))
@@ -238,16 +259,20 @@ def start_figures(runs: int, prepared: Mapping[str, Path], workdir: Path) -> lis
 def _no_typical_request(function: str) -> Figure:
     return Figure(
         f"cold start, {function}",
-        "n/a (no typical request in tests/bench/cold.py yet)",
+        f"n/a ({NO_FLOOR.get(function, 'no typical request in tests/bench/cold.py')})",
         f"<= {START_TARGET}x",
         "-",
         None,
     )
 
 
-def record_calls(spec: sam.FunctionSpec, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The AWS calls a cold container makes for `event`, in order, with their parameters."""
+def record_calls(
+    spec: sam.FunctionSpec, event: dict[str, Any], salesforce: FakeSalesforceServer
+) -> list[dict[str, Any]]:
+    """The AWS calls a cold container makes for `event`, in order, with their parameters.
+    A typical request that calls Salesforce has no honest replay: refused."""
     runtime.reset()
+    salesforce.reset_counts()
     calls: list[dict[str, Any]] = []
     for client in (runtime.dynamodb(), runtime.kms()):
         methods = {api: method for method, api in client.meta.method_to_api_mapping.items()}
@@ -259,8 +284,11 @@ def record_calls(spec: sam.FunctionSpec, event: dict[str, Any]) -> list[dict[str
             )
 
         client.meta.events.register("provide-client-params", record)
-    invoke(spec.code_uri, spec.handler, event, spec.logical_id)
+    with redirect_stdout(io.StringIO()):  # EMF metric lines
+        invoke(spec.code_uri, spec.handler, event, spec.logical_id)
     runtime.reset()
+    if salesforce.counts:
+        raise RuntimeError(f"{spec.logical_id}'s typical request called Salesforce")
     return calls
 
 
