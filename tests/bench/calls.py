@@ -107,6 +107,25 @@ def concurrent_jit_exchange(broker: Broker, salesforce: FakeSalesforceServer) ->
         salesforce.faults.delay = 0
 
 
+def sandbox_auth(broker: Broker, _: FakeSalesforceServer) -> None:
+    """A JIT sandbox's token by its sandbox name, cached (the sandboxes function)."""
+    body = {"productionUsername": USERNAME, "format": "accessToken"}
+    answer = broker.call(
+        "POST", "/sandboxes/{sandboxName}/auth", path_params={"sandboxName": "uat"}, json_body=body
+    )
+    assert answer.status == 200, answer.body
+
+
+def get_environment(broker: Broker, _: FakeSalesforceServer) -> None:
+    answer = broker.call(
+        "GET",
+        "/environments/{name}",
+        path_params={"name": "UAT"},
+        query={"repository": "acme/app", "authenticate": "true"},
+    )
+    assert answer.status == 200, answer.body
+
+
 def create_environment(broker: Broker, _: FakeSalesforceServer) -> None:
     """The environment `UAT` on the JIT sandbox (the environments function's cold start)."""
     body = {"repository": "acme/app", "name": "UAT", "category": "test", "username": SANDBOX}
@@ -175,6 +194,22 @@ SCENARIOS = [
         f"sfp-server: {CONCURRENT_JOBS} JIT exchanges",
         concurrent_jit_exchange,
         prepare=jit_sandbox,
+    ),
+    Scenario(
+        "sandbox auth (JIT), warm, cached",
+        # The audit event is written twice (same key): `settle` rewrites it because the
+        # final event differs from the optimistic one.
+        {"dynamodb.GetItem": 1, "dynamodb.Query": 1, "dynamodb.PutItem": 2},
+        "-",
+        sandbox_auth,
+    ),
+    Scenario(
+        "GET /environments/{name}?authenticate=true (its org's token cached)",
+        # The audit event is written twice here too (same key).
+        {"dynamodb.GetItem": 2, "dynamodb.Query": 2, "dynamodb.PutItem": 2},
+        "-",
+        get_environment,
+        prepare=create_environment,
     ),
 ]
 

@@ -7,9 +7,10 @@ hooks (`register_snapshot_hooks`): under SnapStart the clients are created befor
 snapshot and every per-environment thing is made anew after each restore.
 
 Imported here: what every function uses (settings, table, orgs, envelope cipher, tokens,
-access and audit). A service only some functions use is imported by its factory: each
-function's routes import their own services at init, and no function loads the others'
-(issue 15: cold import).
+access and audit) and the idempotency store (small; the pools function builds it on its
+first request). A service only some functions use is imported by its factory: each
+function's routes import their own services at init, so its first request imports nothing
+new, and no function loads the others' (issue 15: cold import).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sfbroker.services.tokens import IssuedToken, TokenPolicy, TokenService
 from sfbroker.settings import Settings, SettingsError, get_settings
 from sfbroker.store.api_tokens import ApiTokenStore
 from sfbroker.store.audit import AuditStore
+from sfbroker.store.idempotency import IdempotencyRecords
 from sfbroker.store.orgs import OrgRecord, OrgStore
 from sfbroker.store.table import Table
 
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
     from sfbroker.services.pools import PoolService
     from sfbroker.services.registration import RegistrationService
     from sfbroker.store.environments import EnvironmentStore
-    from sfbroker.store.idempotency import IdempotencyRecords
 
 # Bounded AWS retries with short timeouts: a Lambda must answer within API Gateway's 29 s.
 AWS_CONFIG = Config(
@@ -191,8 +192,6 @@ def idempotency_table_name() -> str:
 
 @cache
 def idempotency_records() -> IdempotencyRecords:
-    from sfbroker.store.idempotency import IdempotencyRecords
-
     return IdempotencyRecords(
         dynamodb(),
         idempotency_table_name(),
