@@ -77,10 +77,13 @@ validate-template: $(SAM_VENV)/.installed $(VENV)/.installed $(CHECKOV_VENV)/.in
 	@# And with the non-default values of the parameters that switch resources on and off.
 	$(VENV)/bin/cfn-lint template.yaml --parameters SnapStart=true Tracing=off
 	$(VENV)/bin/cfn-lint template.yaml --parameters SnapStart=true Tracing=lambda
+	$(VENV)/bin/cfn-lint template.yaml --parameters AllowedSourceCidrs=203.0.113.0/24,2001:db8::/32
 	@# cfn-lint alone checks SAM's schema, not what the transform generates: lint that too.
+	@# W2001 (unused parameter) is checked above: the transform inlines the parameters the
+	@# APIs' resource policies use (AllowedSourceCidrs), so they look unused after it.
 	$(SAM_VENV)/bin/python scripts/transform_template.py template.yaml -o build/template.cfn.json
-	$(VENV)/bin/cfn-lint build/template.cfn.json
-	$(VENV)/bin/cfn-lint build/template.cfn.json --parameters SnapStart=true Tracing=off
+	$(VENV)/bin/cfn-lint build/template.cfn.json --ignore-checks W2001
+	$(VENV)/bin/cfn-lint build/template.cfn.json --ignore-checks W2001 --parameters SnapStart=true Tracing=off
 	@# Every skip is justified in template.yaml, next to its resource (Metadata.checkov).
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 

@@ -764,3 +764,54 @@ def test_api_access_logging_is_on_by_default(template: dict[str, Any]) -> None:
     assert template["Parameters"]["ApiAccessLogging"]["Default"] == "true"
     setting = template["Globals"]["Api"]["AccessLogSetting"]
     assert setting["Fn::If"][0] == "ApiAccessLoggingEnabled"
+
+
+def _resource_policy(template: dict[str, Any], api: str) -> dict[str, dict[str, Any]]:
+    statements = template["Resources"][api]["Properties"]["Auth"]["ResourcePolicy"]
+    return {statement["Sid"]: statement for statement in statements["CustomStatements"]}
+
+
+@pytest.mark.parametrize("api", ["IamApi", "TokenApi"])
+def test_only_the_allowed_sources_reach_either_api(template: dict[str, Any], api: str) -> None:
+    assert template["Parameters"]["AllowedSourceCidrs"]["Default"] == "0.0.0.0/0,::/0"
+    deny = _resource_policy(template, api)["OnlyAllowedSources"]
+    assert (deny["Effect"], deny["Principal"], deny["Resource"]) == ("Deny", "*", "execute-api:/*")
+    assert deny["Condition"] == {
+        "NotIpAddress": {"aws:SourceIp": {"Fn::Split": [",", {"Ref": "AllowedSourceCidrs"}]}}
+    }
+    pattern = re.compile(template["Parameters"]["AllowedSourceCidrs"]["AllowedPattern"])
+    assert pattern.fullmatch("203.0.113.0/24,2001:db8::/32")
+    assert not pattern.fullmatch("203.0.113.0/24, 10.0.0.0/8")  # a space would not parse
+    assert not pattern.fullmatch("")
+
+
+def test_the_iam_api_allows_anyone_only_its_routes_without_auth(template: dict[str, Any]) -> None:
+    """With a resource policy, a route without auth needs an Allow; an Allow `*` on the
+    rest would let other accounts' principals in whose own policies allow the call."""
+    allows = [s for s in _resource_policy(template, "IamApi").values() if s["Effect"] == "Allow"]
+    assert [(s["Principal"], s["Action"]) for s in allows] == [("*", "execute-api:Invoke")]
+    public = {
+        f"execute-api:/*/{route.method.upper()}{route.path}"
+        for route in api_routes(template)
+        if route.api_logical_id == "IamApi" and route.auth_none
+    }
+    assert (
+        set(allows[0]["Resource"])
+        == public
+        == {
+            "execute-api:/*/GET/health",
+            "execute-api:/*/GET/openapi.json",
+        }
+    )
+
+
+def test_the_token_api_allows_every_caller_to_its_authorizer(template: dict[str, Any]) -> None:
+    allow = _resource_policy(template, "TokenApi")["BearerTokenCallers"]
+    assert (allow["Effect"], allow["Principal"], allow["Resource"]) == (
+        "Allow",
+        "*",
+        "execute-api:/*",
+    )
+    assert template["Resources"]["TokenApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == (
+        "ApiTokenAuthorizer"
+    )
