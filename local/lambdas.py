@@ -1,4 +1,13 @@
-"""Load and call the real Lambda handlers in-process, as the Lambda runtime would."""
+"""Load and call the real Lambda handlers in-process, as the Lambda runtime would.
+
+Several execution environments of the same or different functions run at once here, in
+threads of one process, where Lambda gives each its own process. Powertools' event
+handler keeps the event being resolved in process-wide state: `resolve()` assigns it to
+the class `BaseRouter` (`current_event`, `lambda_context`), and every resolver and router
+reads it from there. Shared by threads, a request would read another one's event (its
+route, its caller): `isolate_request_state` makes that state per thread, which is what
+separate processes give the real functions.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +25,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# Powertools' per-process request state (class attributes of BaseRouter).
+REQUEST_STATE = ("current_event", "lambda_context")
+_per_thread = threading.local()
 # Called with (event, result) after every invocation: the tests' secret scan reads answers.
 observers: list[Callable[[dict[str, Any], Any], None]] = []
 
@@ -38,6 +50,42 @@ class LocalContext:
         return 30_000
 
 
+class _PerThread:
+    """A data descriptor whose value belongs to the calling thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        try:
+            return getattr(_per_thread, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance: object, value: Any) -> None:
+        setattr(_per_thread, self.name, value)
+
+
+@cache
+def isolate_request_state() -> None:
+    """Make Powertools' request state per thread (once per process).
+
+    `BaseRouter.current_event = …` (what `resolve()` does) goes through the class's
+    metaclass, `app.current_event` through the class's own attributes: both get a
+    per-thread descriptor. Nothing else of Powertools changes.
+    """
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    for name in REQUEST_STATE:
+        type.__setattr__(BaseRouter, name, _PerThread(name))
+    per_thread_class = type(
+        "PerThreadRouterState",
+        (type(BaseRouter),),
+        {name: _PerThread(name) for name in REQUEST_STATE},
+    )
+    type.__setattr__(BaseRouter, "__class__", per_thread_class)
+
+
 @cache
 def load_handler(code_uri: str, handler: str, environment: int = 0) -> Handler:
     """Import `<code_uri>/<module>.py` under a unique name and return its entry point.
@@ -47,6 +95,7 @@ def load_handler(code_uri: str, handler: str, environment: int = 0) -> Handler:
     `environment` > 0 imports another copy (`…_handler_2`): a further execution
     environment of the same function, with its own resolver (the layer is shared).
     """
+    isolate_request_state()
     module_name, _, attribute = handler.rpartition(".")
     directory = (REPO_ROOT / code_uri).resolve()
     unique = f"sfbroker_fn_{directory.name}_{module_name}" + (

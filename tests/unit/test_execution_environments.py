@@ -6,10 +6,12 @@ import threading
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from sfbroker import runtime
 
 from local import lambdas
 from local.apigw.server import InProcessFunctions
+from local.events import request_event
 from local.template import FunctionSpec
 
 SPEC = FunctionSpec("TokensFunction", "functions/tokens/", "handler.lambda_handler", {}, [])
@@ -72,3 +74,54 @@ def test_each_environment_is_its_own_copy_of_the_handler_module(
     assert second is not first
     assert second.__module__ != first.__module__
     runtime.reset()
+
+
+def _get(path: str) -> dict[str, Any]:
+    return request_event(
+        "GET",
+        path,
+        path,
+        stage="v1",
+        api_id="local",
+        path_params=None,
+        query=[],
+        headers=[],
+        body=None,
+        identity=None,
+        authorizer=None,
+        source_ip="127.0.0.1",
+        request_id=path,
+    )
+
+
+def test_environments_running_at_once_each_resolve_their_own_event() -> None:
+    """Powertools keeps the event being resolved on the class `BaseRouter`: environments
+    running at once in threads must still each read their own (the soak's lone 401 was a
+    route that read a concurrent `/health` event, which carries no caller)."""
+    lambdas.isolate_request_state()
+    first_inside, second_resolved = threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    def environment(name: str) -> APIGatewayRestResolver:
+        app = APIGatewayRestResolver()
+
+        @app.get(f"/{name}")
+        def route() -> dict[str, str]:
+            if name == "first":
+                first_inside.set()
+                assert second_resolved.wait(timeout=10)
+            seen[name] = app.current_event.path
+            second_resolved.set()
+            return {}
+
+        return app
+
+    first, second = environment("first"), environment("second")
+    thread = threading.Thread(target=first.resolve, args=(_get("/first"), None))
+    thread.start()
+    assert first_inside.wait(timeout=10)
+    answer = second.resolve(_get("/second"), None)  # while the first waits in its route
+    thread.join(timeout=10)
+
+    assert answer["statusCode"] == 200
+    assert seen == {"first": "/first", "second": "/second"}
