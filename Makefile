@@ -105,8 +105,8 @@ sam-local: $(VENV)/.installed $(SAM_VENV)/.installed $(NODE_TOOLS) ## Every even
 fuzz: $(VENV)/.installed ## Long fuzz of both APIs (schemathesis, raw bodies, headers): FUZZ_EXAMPLES=100 per operation
 	SFBROKER_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),100) $(VENV)/bin/pytest tests/integration/test_fuzz_api.py -q
 
-soak: $(VENV)/.installed ## 16 clients on the local stack for 5 minutes, random Salesforce faults (SECONDS=300 CLIENTS=16)
-	PYTHONPATH=layers/common $(PY) -m tests.soak --seconds $(or $(SECONDS),300) --clients $(or $(CLIENTS),16)
+soak: $(VENV)/.installed ## 16 clients on the local stack for 5 minutes, random faults, heap by owner (SECONDS=300 CLIENTS=16 DB=moto|dynamodb-local [PORT= AWS_PORT=])
+	PYTHONPATH=layers/common $(PY) -m tests.soak --seconds $(or $(SECONDS),300) --clients $(or $(CLIENTS),16) --db $(DB) $(if $(filter-out file,$(origin PORT)),--port $(PORT)) $(if $(filter-out file,$(origin AWS_PORT)),--aws-port $(AWS_PORT))
 
 bench: $(VENV)/.installed $(NODE_TOOLS) ## One table of every performance figure beside its target; writes bench/results.json (BENCH_ARGS="--runs 3")
 	PYTHONPATH=layers/common $(PY) -m tests.bench $(BENCH_ARGS)

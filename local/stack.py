@@ -12,6 +12,8 @@ make (`make run`), --stop-with-parent also stops it when make is told to stop.
 With --bind (e.g. the docker bridge, 172.17.0.1) it listens where `sam local` containers
 reach it, and every URL it hands out (API, moto, the fake's instance URLs) carries
 --public-host, a name both this machine and the containers resolve.
+With --heap-report FILE, each SIGUSR1 writes the Python heap gained since the first, by
+owner (local/heap.py: `make soak` tells moto's stored data from a leak with it).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
-from local import dynamodb_local
+from local import dynamodb_local, heap
 from local import template as sam
 from local.apigw import GatewayServer, IamUser, build_gateway
 from local.fake_salesforce import DefaultSeed, start_fake_salesforce
@@ -172,6 +174,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "containers (default: the --bind address; Docker Desktop: host.docker.internal)",
     )
     parser.add_argument(
+        "--heap-report",
+        type=Path,
+        metavar="FILE",
+        help="trace the Python heap (tracemalloc: slower) and write its report, by owner "
+        "(moto, the fake Salesforce, sfbroker, ...), to FILE on every SIGUSR1 (make soak)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING"),
         default="INFO",
@@ -206,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # moto's werkzeug logs every AWS call the handlers make: too much for a terminal.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    if args.heap_report is not None:
+        heap.install(args.heap_report)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

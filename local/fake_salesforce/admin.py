@@ -34,6 +34,7 @@ _ROUTES = Map(
         Rule("/__fake__/revoke", endpoint="revoke", methods=["POST"]),
         Rule("/__fake__/auth-urls", endpoint="mint_auth_url", methods=["POST"]),
         Rule("/__fake__/sandboxes", endpoint="create_sandbox", methods=["POST"]),
+        Rule("/__fake__/scratch-orgs", endpoint="create_scratch_org", methods=["POST"]),
         Rule("/__fake__/sandboxes/<name>", endpoint="set_sandbox_status", methods=["PUT"]),
         Rule("/__fake__/sandboxes/<name>/refresh", endpoint="refresh_sandbox", methods=["POST"]),
         Rule("/__fake__/access-tokens/expire", endpoint="expire_sessions", methods=["POST"]),
@@ -144,6 +145,14 @@ class AdminApi:
             status=str(body.get("status", "Completed")),
         )
         return {"name": sandbox.name, "status": sandbox.status}
+
+    def _create_scratch_org(self, body: _Body) -> object:
+        """A new `Active` scratch org under a Dev Hub, `Available` in pool `pool_tag`
+        (what a pool's replenishment job would add)."""
+        scratch = self.state.create_scratch_org(
+            _required(body, "dev_hub_username"), pool_tag=_required(body, "pool_tag")
+        )
+        return {"username": scratch.user.username}
 
     def _set_sandbox_status(self, body: _Body, name: str) -> None:
         self.state.set_sandbox_status(

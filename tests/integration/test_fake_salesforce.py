@@ -551,6 +551,12 @@ def test_admin_api_drives_the_fake(fake: FakeSalesforceServer):
         json={"production_username": "admin@acme.com", "status": "Processing"},
         timeout=5,
     )
+    scratch = requests.post(
+        f"{admin}/scratch-orgs",
+        json={"dev_hub_username": seeded["dev_hub_username"], "pool_tag": "ci"},
+        timeout=5,
+    ).json()
+    pool = requests.get(f"{admin}/state", timeout=5).json()["scratch_org_infos"]
 
     assert seeded == again
     assert len(seeded["pool_auth_urls"]) == 5
@@ -570,6 +576,13 @@ def test_admin_api_drives_the_fake(fake: FakeSalesforceServer):
     assert {s["name"] for s in summary["sandboxes"]} == {"uat", "sit"}
     assert status.status_code == 204
     assert fake.state.sandbox("admin@acme.com", "uat").status == "Processing"
+    assert len(pool) == 6
+    assert {
+        "status": "Active",
+        "pool_tag": "ci",
+        "allocation_status": "Available",
+        "signup_username": scratch["username"],
+    }.items() <= next(r for r in pool if r["signup_username"] == scratch["username"]).items()
 
 
 def test_standalone_process(tmp_path: Path):

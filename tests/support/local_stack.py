@@ -120,12 +120,26 @@ class LocalStack:
         return self.process.returncode
 
 
-def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = False) -> LocalStack:
-    """Start the stack on free ports and wait until it has printed its banner.
+def start_stack(
+    tmp_path: Path,
+    db: str = "moto",
+    *,
+    salesforce_tls: bool = False,
+    api_port: int = 0,
+    aws_port: int = 0,
+    options: Sequence[str] = (),
+) -> LocalStack:
+    """Start the stack and wait until it has printed its banner.
 
+    API and AWS ports as given (0: a free one), the others free ones.
     `salesforce_tls`: the fake Salesforce speaks https as `localhost` (`--salesforce-tls`).
+    `options`: further options of `python -m local.stack` (e.g. `--heap-report FILE`).
     """
-    ports = {"api": free_port(), "aws": free_port(), "salesforce": free_port()}
+    ports = {
+        "api": api_port or free_port(),
+        "aws": aws_port or free_port(),
+        "salesforce": free_port(),
+    }
     command = [
         sys.executable,
         "-m",
@@ -144,7 +158,7 @@ def start_stack(tmp_path: Path, db: str = "moto", *, salesforce_tls: bool = Fals
         command += ["--dynamodb-port", str(ports["dynamodb"])]
     if salesforce_tls:
         command.append("--salesforce-tls")
-    return _launch(command, ports, tmp_path)
+    return _launch([*command, *options], ports, tmp_path)
 
 
 def start_make_run(tmp_path: Path, variables: Sequence[str] = ()) -> LocalStack:
