@@ -192,9 +192,9 @@ def _context_value(value: str | float | bool) -> str:
 
 
 def _configuration_error() -> AuthorizerFailure:
-    # API Gateway's AUTHORIZER_CONFIGURATION_ERROR (500); the template's DEFAULT_5XX
-    # gateway response gives it the API.md body.
-    return AuthorizerFailure(500, "dependency_unavailable", "Authorizer error")
+    # API Gateway's AUTHORIZER_CONFIGURATION_ERROR, which the template answers with 503
+    # and the API.md body (`dependency_unavailable`), as DynamoDB outages elsewhere.
+    return AuthorizerFailure(503, "dependency_unavailable", "Authorizer error")
 
 
 def _as_list(value: Any) -> list[Any]:

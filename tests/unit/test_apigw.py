@@ -402,7 +402,7 @@ def test_authorizer_unauthorized_is_401_and_deny_is_403() -> None:
     }
     _error(_bearer(gateway, "GET", "/orgs", token="sfb_a_2"), 403, "forbidden")
     functions.answers["AuthorizerFunction"] = lambda event: {"principalId": "x"}
-    _error(_bearer(gateway, "GET", "/orgs", token="sfb_a_3"), 500, "dependency_unavailable")
+    _error(_bearer(gateway, "GET", "/orgs", token="sfb_a_3"), 503, "dependency_unavailable")
     assert functions.called("OrgsFunction") == []
 
 

@@ -169,7 +169,8 @@ def test_a_wrong_secret_is_refused(table: Any) -> None:
 
 
 def test_a_storage_outage_is_not_a_401(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # 401 would tell the client its token is bad; a failure is API Gateway's 500, retried.
+    # 401 would tell the client its token is bad; a failure is API Gateway's
+    # AUTHORIZER_CONFIGURATION_ERROR, which the template answers 503 (retried).
     def unavailable(self: ApiTokenStore, token_id: str) -> None:
         raise DependencyUnavailable("The database is unavailable")
 

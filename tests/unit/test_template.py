@@ -815,3 +815,13 @@ def test_the_token_api_allows_every_caller_to_its_authorizer(template: dict[str,
     assert template["Resources"]["TokenApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == (
         "ApiTokenAuthorizer"
     )
+
+
+def test_an_authorizer_that_fails_answers_the_documented_503(template: dict[str, Any]) -> None:
+    """The token authorizer fails (raises anything but `Unauthorized`) only when it cannot
+    read the token: API.md's 503 `dependency_unavailable`, as the local gateway answers."""
+    responses = template["Globals"]["Api"]["GatewayResponses"]
+    for kind in ("AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE"):
+        assert responses[kind]["StatusCode"] == "503"
+        body = responses[kind]["ResponseTemplates"]["application/json"]
+        assert body.startswith('{"error":"dependency_unavailable"'), kind
