@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from sfbroker import runtime
 
 from local import lambdas
@@ -117,10 +118,11 @@ def test_environments_running_at_once_each_resolve_their_own_event() -> None:
         return app
 
     first, second = environment("first"), environment("second")
-    thread = threading.Thread(target=first.resolve, args=(_get("/first"), None))
+    context = cast(LambdaContext, lambdas.LocalContext(function_name="f"))
+    thread = threading.Thread(target=first.resolve, args=(_get("/first"), context))
     thread.start()
     assert first_inside.wait(timeout=10)
-    answer = second.resolve(_get("/second"), None)  # while the first waits in its route
+    answer = second.resolve(_get("/second"), context)  # while the first waits in its route
     thread.join(timeout=10)
 
     assert answer["statusCode"] == 200
