@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import importlib.util
 import ipaddress
 import logging
@@ -250,7 +251,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         LOGGER.info("stopping")
     LOGGER.info("stopped")
+    _exit_within(EXIT_GRACE_SECONDS)
     return 0
+
+
+def _exit_within(seconds: float) -> None:
+    """Everything is stopped: whatever still runs at exit (a thread stuck on a socket)
+    must not keep the process, and `make run` with it, alive. After `seconds`, print
+    where each thread is, and exit."""
+
+    def watchdog() -> None:
+        time.sleep(seconds)
+        print(
+            f"local stack: stopped, but still exiting after {seconds:.0f} s; its threads:",
+            file=sys.stderr,
+            flush=True,
+        )
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        os._exit(0)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
+
+
+# How long the interpreter may take to exit once everything is stopped.
+EXIT_GRACE_SECONDS: Final = 5.0
 
 
 def _stop_with_parent(stop: threading.Event) -> None:
