@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import requests
@@ -179,11 +180,23 @@ def start_make_run(tmp_path: Path, variables: Sequence[str] = ()) -> LocalStack:
     return _launch(command, ports, tmp_path)
 
 
+# Runs the command with the signals the tests stop a stack with at their defaults, as in
+# a terminal. A test run started in the background (`cmd &` ignores SIGINT and SIGQUIT)
+# or under nohup (SIGHUP) hands its children those signals ignored, and make keeps an
+# ignored signal ignored: it would never stop. (Not preexec_fn: unsafe with threads.)
+_WITH_DEFAULT_STOP_SIGNALS: Final = (
+    "import os, signal, sys\n"
+    "for name in ('SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGTERM'):\n"
+    "    signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
+
+
 def _launch(command: list[str], ports: dict[str, int], tmp_path: Path) -> LocalStack:
     stdout_path, stderr_path = tmp_path / "stack.out", tmp_path / "stack.err"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            command,
+            [sys.executable, "-c", _WITH_DEFAULT_STOP_SIGNALS, *command],
             cwd=REPO_ROOT,
             stdout=stdout,
             stderr=stderr,
